@@ -1,0 +1,234 @@
+"""The `govchat` command line. Every command takes --json: exactly one JSON object on stdout."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="govchat",
+    help="Retrieval-augmented chat over GOV.UK guidance.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+index_app = typer.Typer(help="Index GOV.UK pages into the search collection.")
+app.add_typer(index_app, name="index")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+class CliError(Exception):
+    """Bad input or an unavailable dependency: a message for the user, a non-zero exit."""
+
+
+def _emit(obj: dict[str, Any], as_json: bool, human: str) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+    else:
+        typer.echo(human)
+
+
+def _fail(message: str, as_json: bool, code: int = 2) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps({"error": message}) + "\n")
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _parse_filters(values: list[str] | None) -> dict[str, list[str]]:
+    filters: dict[str, list[str]] = {}
+    for v in values or []:
+        key, sep, val = v.partition("=")
+        if not sep or not key or not val:
+            raise CliError(f"--filter expects NAME=VALUE (e.g. format=guide), got {v!r}")
+        filters.setdefault(key.removeprefix("filter_"), []).append(val)
+    return filters
+
+
+@index_app.callback(invoke_without_command=True)
+def index(
+    ctx: typer.Context,
+    source: Annotated[
+        str | None,
+        typer.Option(help="Snapshot folder or Content API base URL (default: bundled snapshot)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
+    ] = False,
+    paths: Annotated[
+        Path | None,
+        typer.Option(help="File of base paths (one a line) to fetch instead of enumerating."),
+    ] = None,
+    filter_: Annotated[
+        list[str] | None,
+        typer.Option("--filter", help="Search API filter NAME=VALUE, e.g. format=guide."),
+    ] = None,
+    prune: Annotated[
+        bool | None,
+        typer.Option(
+            "--prune/--no-prune",
+            help="Delete stored pages the source no longer lists "
+            "(default: only when the source lists the whole corpus).",
+        ),
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="HTTP requests per second (default 5, max 10).")
+    ] = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Drop the collection first and re-index everything.")
+    ] = False,
+    json_: JsonOpt = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Index from a snapshot folder or the GOV.UK Content API, embedding only what changed."""
+    if ctx.invoked_subcommand is not None:
+        return
+    _setup_logging(verbose)
+    try:
+        summary = _run_index(source, dry_run, paths, filter_, prune, rate, reset)
+    except CliError as exc:
+        _fail(str(exc), json_)
+        return
+    _emit(summary, json_, _human_summary(summary))
+    if summary.get("status") == "failed":
+        raise typer.Exit(1)
+
+
+def _run_index(source, dry_run, paths_file, filters, prune, rate, reset) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from govchat.db import init_db, make_engine
+    from govchat.services import StoreUnavailable, build_indexer, open_store
+    from govchat.settings import get_settings
+    from ingest.runs import RunLog
+    from ingest.sources import source_from_settings
+
+    settings = get_settings()
+    if rate is not None:
+        settings = settings.model_copy(update={"crawl_rate": rate})
+    if paths_file is not None and not paths_file.is_file():
+        raise CliError(f"--paths file not found: {paths_file}")
+    try:
+        page_source = source_from_settings(
+            source or settings.source, settings, paths_file=paths_file,
+            search_filters=_parse_filters(filters) or None,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        store = open_store(settings)
+    except StoreUnavailable as exc:
+        raise CliError(str(exc)) from exc
+    runs = RunLog(init_db(make_engine(settings)))
+    run_id = runs.start(page_source.description, dry_run)
+    status = "failed"
+    summary: dict[str, Any] = {}
+    errors: list[dict[str, str]] = []
+    try:
+        if reset and not dry_run:
+            store.drop()
+        try:
+            paths = page_source.list_paths()
+        except Exception as exc:  # noqa: BLE001 - report any enumeration failure clearly
+            raise CliError(f"could not list pages from {page_source.description}: {exc}") from exc
+        bar = tqdm(total=len(paths), desc="indexing", unit="page", file=sys.stderr,
+                   mininterval=1.0, disable=None)
+        indexer = build_indexer(settings, store, progress=lambda _p: bar.update(1))
+        result = indexer.run(page_source, dry_run=dry_run, prune=prune, paths=paths)
+        bar.close()
+        summary = result.as_dict()
+        errors = result.errors
+        status = "completed"
+    except CliError as exc:
+        errors = [{"error": str(exc)}]
+        raise
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        page_source.close()
+        runs.finish(run_id, status, {k: v for k, v in summary.items() if k != "changes"}, errors)
+        store.client.close()
+    summary["run_id"] = run_id
+    summary["status"] = status
+    summary["collection"] = settings.collection
+    return summary
+
+
+def _human_summary(s: dict[str, Any]) -> str:
+    lines = [
+        f"{'DRY RUN: nothing written. ' if s['dry_run'] else ''}Source: {s['source']}",
+        f"pages: {s['pages_seen']} seen, {s['pages_indexed']} indexed, {s['pages_changed']} "
+        f"changed, {s['pages_skipped']} skipped, {s['pages_deleted']} deleted, "
+        f"{s['pages_failed']} failed",
+        f"chunks: {s['chunks_added']} added, {s['chunks_updated']} updated, "
+        f"{s['chunks_unchanged']} unchanged, {s['chunks_deleted']} deleted, "
+        f"{s['chunks_embedded']} embedded; {s['chunks_total']} in the collection",
+        f"time: {s['seconds']:.1f}s ({s['embed_seconds']:.1f}s embedding)",
+    ]
+    if s["skip_reasons"]:
+        lines.append("skipped: " + ", ".join(f"{k} {v}" for k, v in s["skip_reasons"].items()))
+    if s["dry_run"]:
+        for c in s["changes"]:
+            detail = ", ".join(
+                f"{len(c[k])} {k}" for k in ("added", "updated", "deleted") if c.get(k)
+            )
+            why = f" ({c['reason']})" if c.get("reason") else ""
+            lines.append(f"  would {c['action']:<6} {c['base_path']}{why}: {detail}")
+    for e in s["errors"][:20]:
+        lines.append(f"  error {e.get('base_path', '')}: {e['error']}")
+    if len(s["errors"]) > 20:
+        lines.append(f"  ... and {len(s['errors']) - 20} more errors (see --json)")
+    return "\n".join(lines)
+
+
+@index_app.command("status")
+def index_status(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many runs to show.")] = 10,
+    json_: JsonOpt = False,
+) -> None:
+    """Show recent index runs and the collection's size."""
+    from govchat.db import init_db, make_engine
+    from govchat.services import StoreUnavailable, open_store
+    from govchat.settings import get_settings
+    from ingest.runs import RunLog
+
+    settings = get_settings()
+    runs = RunLog(init_db(make_engine(settings))).recent(limit)
+    try:
+        store = open_store(settings)
+        chunks: int | None = store.count()
+        pages = len({c.base_path for c in store.stored_chunks()}) if chunks else 0
+        store.client.close()
+    except StoreUnavailable:
+        chunks, pages = None, None
+    obj = {"collection": settings.collection, "chunks": chunks, "pages": pages, "runs": runs}
+    lines = [f"collection {settings.collection}: {chunks} chunks from {pages} pages"
+             if chunks is not None else f"collection {settings.collection}: in use by another"
+             " process"]
+    for r in runs:
+        s = r["summary"]
+        counts = (f"{s.get('pages_indexed', '?')} pages, +{s.get('chunks_added', 0)} "
+                  f"~{s.get('chunks_updated', 0)} -{s.get('chunks_deleted', 0)} chunks, "
+                  f"{len(r['errors'])} errors") if s else f"{len(r['errors'])} errors"
+        lines.append(f"#{r['id']} {r['started_at'][:19]} {r['status']:<11}"
+                     f"{' (dry run)' if r['dry_run'] else ''} {r['source']}: {counts}")
+    _emit(obj, json_, "\n".join(lines))
+
+
+def main() -> None:  # pragma: no cover
+    app()

