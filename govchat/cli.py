@@ -124,7 +124,9 @@ def _run_index(source, dry_run, paths_file, filters, prune, rate, reset) -> dict
         raise CliError(f"--paths file not found: {paths_file}")
     try:
         page_source = source_from_settings(
-            source or settings.source, settings, paths_file=paths_file,
+            source or settings.source,
+            settings,
+            paths_file=paths_file,
             search_filters=_parse_filters(filters) or None,
         )
     except ValueError as exc:
@@ -145,8 +147,14 @@ def _run_index(source, dry_run, paths_file, filters, prune, rate, reset) -> dict
             paths = page_source.list_paths()
         except Exception as exc:  # noqa: BLE001 - report any enumeration failure clearly
             raise CliError(f"could not list pages from {page_source.description}: {exc}") from exc
-        bar = tqdm(total=len(paths), desc="indexing", unit="page", file=sys.stderr,
-                   mininterval=1.0, disable=None)
+        bar = tqdm(
+            total=len(paths),
+            desc="indexing",
+            unit="page",
+            file=sys.stderr,
+            mininterval=1.0,
+            disable=None,
+        )
         indexer = build_indexer(settings, store, progress=lambda _p: bar.update(1))
         result = indexer.run(page_source, dry_run=dry_run, prune=prune, paths=paths)
         bar.close()
@@ -217,16 +225,26 @@ def index_status(
     except StoreUnavailable:
         chunks, pages = None, None
     obj = {"collection": settings.collection, "chunks": chunks, "pages": pages, "runs": runs}
-    lines = [f"collection {settings.collection}: {chunks} chunks from {pages} pages"
-             if chunks is not None else f"collection {settings.collection}: in use by another"
-             " process"]
+    lines = [
+        f"collection {settings.collection}: {chunks} chunks from {pages} pages"
+        if chunks is not None
+        else f"collection {settings.collection}: in use by another process"
+    ]
     for r in runs:
         s = r["summary"]
-        counts = (f"{s.get('pages_indexed', '?')} pages, +{s.get('chunks_added', 0)} "
-                  f"~{s.get('chunks_updated', 0)} -{s.get('chunks_deleted', 0)} chunks, "
-                  f"{len(r['errors'])} errors") if s else f"{len(r['errors'])} errors"
-        lines.append(f"#{r['id']} {r['started_at'][:19]} {r['status']:<11}"
-                     f"{' (dry run)' if r['dry_run'] else ''} {r['source']}: {counts}")
+        counts = (
+            (
+                f"{s.get('pages_indexed', '?')} pages, +{s.get('chunks_added', 0)} "
+                f"~{s.get('chunks_updated', 0)} -{s.get('chunks_deleted', 0)} chunks, "
+                f"{len(r['errors'])} errors"
+            )
+            if s
+            else f"{len(r['errors'])} errors"
+        )
+        lines.append(
+            f"#{r['id']} {r['started_at'][:19]} {r['status']:<11}"
+            f"{' (dry run)' if r['dry_run'] else ''} {r['source']}: {counts}"
+        )
     _emit(obj, json_, "\n".join(lines))
 
 

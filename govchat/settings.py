@@ -21,7 +21,9 @@ class Settings(BaseSettings):
     qdrant_api_key: str | None = None
     qdrant_timeout: float = 30.0
     collection: str = "govuk_chunks"
-    database_url: str | None = Field(None, description="SQLAlchemy URL; unset = SQLite in data_dir.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; unset = SQLite in data_dir."
+    )
 
     # --- embeddings and chunking
     embedding_model: str = Field(
@@ -44,7 +46,7 @@ class Settings(BaseSettings):
     crawl_max_retries: int = Field(4, ge=0, le=10)
     crawl_max_backoff: float = Field(60.0, gt=0)
     crawl_user_agent: str = (
-        "govchat-indexer/0.1 (+https://github.com/govchat/govchat; open-source GOV.UK guidance chat)"
+        "govchat-indexer/0.1 (+https://github.com/govchat/govchat; GOV.UK guidance chat)"
     )
 
     # --- LLM (OpenAI-compatible server; unset = bundled local model)

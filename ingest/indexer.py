@@ -8,6 +8,7 @@ after a kill therefore overwrites half-written points, removes orphans and skips
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
@@ -19,18 +20,22 @@ from typing import Any
 from ingest.chunk import chunk_page
 from ingest.parse import parse_content_item
 from ingest.sources import PageSource
-from ingest.types import Chunk, Failed, Gone, Skip
+from ingest.types import Chunk, Failed, Gone, Skip, digest_of
 from retrieval.embeddings import Embedder
 from retrieval.sparse import Bm25Encoder
 from retrieval.store import ChunkStore, StoredChunk
 
 log = logging.getLogger(__name__)
 
-# Payload fields compared to decide whether an unchanged chunk needs a metadata refresh.
-_METADATA_FIELDS = (
-    "content_id", "base_path", "exact_path", "url", "title", "description", "document_type",
-    "schema_name", "heading_trail", "text", "token_count", "public_updated_at", "updated_at",
-)
+# Read back from the collection for each stored chunk when planning a run.
+_STORED_FIELDS = ("base_path", "digest", "payload_digest", "exact_path")
+
+
+def _payload(chunk: Chunk) -> dict[str, Any]:
+    """The chunk's payload plus a digest of it, so metadata changes are cheap to detect."""
+    payload = chunk.payload()
+    payload["payload_digest"] = digest_of(json.dumps(payload, sort_keys=True, default=str))
+    return payload
 
 
 @dataclass
@@ -126,13 +131,17 @@ class Indexer:
     # ------------------------------------------------------------------ run
 
     def run(
-        self, source: PageSource, *, dry_run: bool = False, prune: bool | None = None,
+        self,
+        source: PageSource,
+        *,
+        dry_run: bool = False,
+        prune: bool | None = None,
         paths: list[str] | None = None,
     ) -> IndexSummary:
         started = time.perf_counter()
         summary = IndexSummary(source=source.description, dry_run=dry_run)
         stored_by_page: dict[str, dict[str, StoredChunk]] = {}
-        for sc in self.store.stored_chunks():
+        for sc in self.store.stored_chunks(fields=_STORED_FIELDS):
             stored_by_page.setdefault(sc.base_path, {})[sc.chunk_id] = sc
 
         if paths is None:
@@ -198,7 +207,8 @@ class Indexer:
 
         stored_before = self.store.count()
         summary.chunks_total = (
-            stored_before + summary.chunks_added - summary.chunks_deleted if dry_run
+            stored_before + summary.chunks_added - summary.chunks_deleted
+            if dry_run
             else stored_before
         )
         summary.seconds = time.perf_counter() - started
@@ -207,7 +217,10 @@ class Indexer:
     # ------------------------------------------------------------------ steps
 
     def _plan_page(
-        self, base_path: str, chunks: list[Chunk], stored: dict[str, StoredChunk],
+        self,
+        base_path: str,
+        chunks: list[Chunk],
+        stored: dict[str, StoredChunk],
         summary: IndexSummary,
     ) -> _Pending:
         change = PageChange(base_path, "update" if stored else "add")
@@ -227,8 +240,7 @@ class Indexer:
                 to_write.append(chunk)
             else:
                 summary.chunks_unchanged += 1
-                payload = chunk.payload()
-                if any(old.payload.get(f) != payload[f] for f in _METADATA_FIELDS):
+                if old.payload.get("payload_digest") != _payload(chunk)["payload_digest"]:
                     refresh.append(chunk)
         stale = [cid for cid in stored if cid not in new_ids]
         for cid in stale:
@@ -247,10 +259,10 @@ class Indexer:
             summary.embed_seconds += time.perf_counter() - t0
             sparse = self.bm25.encode_documents([c.embed_text for c in chunks])
             now = datetime.now(UTC).isoformat()
-            payloads = [{**c.payload(), "indexed_at": now} for c in chunks]
+            payloads = [{**_payload(c), "indexed_at": now} for c in chunks]
             self.store.upsert([c.chunk_id for c in chunks], payloads, dense, sparse)
             summary.chunks_embedded += len(chunks)
-        refresh = [(c.chunk_id, c.payload()) for p in pending for c in p.refresh]
+        refresh = [(c.chunk_id, _payload(c)) for p in pending for c in p.refresh]
         if refresh:
             self.embedder  # noqa: B018 - make sure the collection exists and matches
             self.store.set_payloads(refresh)
@@ -258,8 +270,12 @@ class Indexer:
         self.store.delete_ids(stale)
 
     def _delete_page(
-        self, base_path: str, reason: str, stored_by_page: dict[str, dict[str, StoredChunk]],
-        summary: IndexSummary, dry_run: bool,
+        self,
+        base_path: str,
+        reason: str,
+        stored_by_page: dict[str, dict[str, StoredChunk]],
+        summary: IndexSummary,
+        dry_run: bool,
     ) -> None:
         stored = stored_by_page.pop(base_path, {})
         if not stored:
@@ -268,7 +284,9 @@ class Indexer:
         summary.chunks_deleted += len(stored)
         summary.changes.append(
             PageChange(
-                base_path, "delete", reason,
+                base_path,
+                "delete",
+                reason,
                 deleted=[s.payload.get("exact_path", s.chunk_id) for s in stored.values()],
             )
         )

@@ -1,4 +1,4 @@
-"""Typed records that flow through the ingest pipeline: fetch -> parse -> chunk -> embed -> store."""
+"""Typed records of the ingest pipeline: fetch -> parse -> chunk -> embed -> store."""
 
 from __future__ import annotations
 

@@ -117,8 +117,9 @@ class ChunkStore:
             for p in points:
                 payload = p.payload or {}
                 out.append(
-                    StoredChunk(str(p.id), payload.get("base_path", ""), payload.get("digest", ""),
-                                payload)
+                    StoredChunk(
+                        str(p.id), payload.get("base_path", ""), payload.get("digest", ""), payload
+                    )
                 )
             if offset is None:
                 return out

@@ -76,9 +76,23 @@ def test_first_run_indexes_every_english_live_page_then_second_run_embeds_nothin
 def test_payload_carries_the_contract_fields(make_indexer, store, snapshot_copy):
     make_indexer().run(SnapshotSource(snapshot_copy, paths=["/employers-sick-pay"]))
     point = store.client.scroll(store.collection, limit=1, with_payload=True)[0][0]
-    for key in ("chunk_id", "content_id", "base_path", "exact_path", "url", "title",
-                "description", "document_type", "schema_name", "heading_trail", "text",
-                "digest", "public_updated_at", "updated_at", "indexed_at"):
+    for key in (
+        "chunk_id",
+        "content_id",
+        "base_path",
+        "exact_path",
+        "url",
+        "title",
+        "description",
+        "document_type",
+        "schema_name",
+        "heading_trail",
+        "text",
+        "digest",
+        "public_updated_at",
+        "updated_at",
+        "indexed_at",
+    ):
         assert key in point.payload, key
     assert point.payload["url"] == "https://www.gov.uk" + point.payload["exact_path"]
     assert point.payload["exact_path"].startswith("/employers-sick-pay")
@@ -191,8 +205,9 @@ def test_http_crawl_yields_the_same_chunks_as_the_snapshot(
     }
     store.drop()
     with FakeGovukApi() as api:
-        source = ContentApiSource(api.url, rate=500, timeout=5, max_retries=2, max_backoff=0.1,
-                                  sleep=lambda s: None)
+        source = ContentApiSource(
+            api.url, rate=500, timeout=5, max_retries=2, max_backoff=0.1, sleep=lambda s: None
+        )
         run = make_indexer().run(source)
         source.close()
         content_requests = [r for r in api.requests if r.path.startswith("/api/content/")]
@@ -208,9 +223,11 @@ def test_http_crawl_yields_the_same_chunks_as_the_snapshot(
 
 def test_http_faults_are_reported_and_do_not_stop_or_delete(make_indexer, store):
     with FakeGovukApi() as api:
+
         def source():
-            return ContentApiSource(api.url, rate=500, timeout=1, max_retries=2,
-                                    max_backoff=0.01, sleep=lambda s: None)
+            return ContentApiSource(
+                api.url, rate=500, timeout=1, max_retries=2, max_backoff=0.01, sleep=lambda s: None
+            )
 
         first = make_indexer().run(source())
         total = store.count()

@@ -50,7 +50,10 @@ def test_sparse_side_is_searchable_with_idf(store):
     store.upsert(*_points(["statutory sick pay for employees", "maternity pay", "pay rates"]))
     enc = Bm25Encoder()
     hits = store.client.query_points(
-        "chunks", query=enc.encode_query("sick pay").to_qdrant(), using=SPARSE, limit=3,
+        "chunks",
+        query=enc.encode_query("sick pay").to_qdrant(),
+        using=SPARSE,
+        limit=3,
         with_payload=True,
     ).points
     assert hits[0].payload["text"] == "statutory sick pay for employees"
