@@ -18,7 +18,7 @@ COLLECTION = "baseline_chunks"
 
 
 def page_texts(snapshot: Path) -> list[tuple[str, str]]:
-    """(url path, plain text) per page part, as a tutorial loader would give them."""
+    """(url path, plain text) per page or guide part, as a tutorial loader would give them."""
     out = []
     for f in sorted((snapshot / "content").glob("*.json")):
         item = json.loads(f.read_text())
@@ -39,6 +39,15 @@ def page_texts(snapshot: Path) -> list[tuple[str, str]]:
             text = BeautifulSoup(body, "lxml").get_text("\n") if body else ""
             out.append((item["base_path"], f"{item['title']}\n{text}"))
     return out
+
+
+def count_pages(snapshot: Path) -> int:
+    return sum(
+        1
+        for f in (snapshot / "content").glob("*.json")
+        if (item := json.loads(f.read_text())).get("locale", "en") == "en"
+        and not item.get("withdrawn_notice")
+    )
 
 
 def split(pages: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -49,12 +49,12 @@ def phase_govchat(data_dir: str, snapshot: str) -> dict:
 def phase_baseline(data_dir: str, snapshot: str) -> dict:
     from qdrant_client import QdrantClient
 
-    from bench.baseline import BaselineIndex, page_texts
+    from bench.baseline import BaselineIndex, count_pages
     from retrieval.embeddings import load_embedder
 
     t0 = time.perf_counter()
     client = QdrantClient(path=str(Path(data_dir) / "baseline"))
-    pages = len({p.split("/")[1] for p, _ in page_texts(Path(snapshot))})
+    pages = count_pages(Path(snapshot))
     n = BaselineIndex(client, load_embedder("all-MiniLM-L6-v2")).build(Path(snapshot))
     wall = time.perf_counter() - t0
     client.close()

@@ -64,6 +64,9 @@ class SentenceTransformerEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # keep stderr for our own progress
 
         self._model = SentenceTransformer(str(self.model_dir), device="cpu")
         self.dimension = int(self._model.get_embedding_dimension())

