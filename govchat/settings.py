@@ -4,12 +4,26 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_SNAPSHOT = Path(__file__).resolve().parent.parent / "ingest" / "snapshot"
 MAX_CRAWL_RATE = 10.0  # requests per second to a remote host, never exceeded
+
+# Document-type weights from GOV.UK Chat's published search configuration.
+GOVUK_CHAT_WEIGHTS: dict[str, float] = {
+    "guide": 2.0,
+    "answer": 2.0,
+    "step_by_step_nav": 2.0,
+    "transaction": 2.0,
+    "detailed_guide": 1.5,
+    "help_page": 1.5,
+    "manual_section": 1.5,
+    "guidance": 1.1,
+    "notice": 0.5,
+}
 
 
 class Settings(BaseSettings):
@@ -38,6 +52,34 @@ class Settings(BaseSettings):
         48, ge=0, description="Sections smaller than this are merged with a neighbour."
     )
     bm25_avg_doc_len: float = Field(120.0, gt=0, description="BM25 length normalisation.")
+
+    # --- retrieval (defaults tuned by bench/bench_retrieval.py; see bench/RESULTS.md)
+    retrieval_k: int = Field(5, ge=1, le=100, description="Results returned by default.")
+    retrieval_prefetch: int = Field(40, ge=1, le=1000, description="Candidates per retriever.")
+    retrieval_fusion: Literal["rrf", "dbsf"] = "rrf"
+    retrieval_rrf_k: int = Field(60, ge=1, description="RRF ranking constant.")
+    retrieval_sparse_weight: float = Field(
+        1.0, ge=0, description="Weight of the BM25 list in fusion (dense list = 1)."
+    )
+    retrieval_rescore: Literal["none", "dense"] = Field(
+        "none", description="Second pass over the fused candidates."
+    )
+    retrieval_reranker: Literal["none"] = Field(
+        "none", description="Cross-encoder stage; no reranker model ships offline yet."
+    )
+    retrieval_max_per_page: int = Field(
+        2, ge=0, description="Chunks kept per page (base path); 0 = no limit."
+    )
+    retrieval_min_score: float = Field(0.0, ge=0, description="Minimum final score.")
+    retrieval_min_dense_score: float = Field(
+        0.0, ge=-1, le=1, description="Drop candidates whose cosine similarity is below this."
+    )
+    document_type_weights: dict[str, float] = Field(
+        default_factory=lambda: dict(GOVUK_CHAT_WEIGHTS),
+        description="Score multipliers by document type (JSON in the environment variable).",
+    )
+    default_document_type_weight: float = 1.0
+    max_query_chars: int = Field(2000, ge=10, le=100_000)
 
     # --- crawling
     source: str = Field(str(BUNDLED_SNAPSHOT), description="Snapshot folder or Content API URL.")
