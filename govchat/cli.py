@@ -248,5 +248,108 @@ def index_status(
     _emit(obj, json_, "\n".join(lines))
 
 
+@app.command()
+def search(
+    query: Annotated[str | None, typer.Argument(help="The question or search terms.")] = None,
+    k: Annotated[int | None, typer.Option("--k", min=1, max=100, help="How many results.")] = None,
+    queries: Annotated[
+        Path | None, typer.Option(help="File of queries, one a line (models load once).")
+    ] = None,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or sparse.")] = "hybrid",
+    fusion: Annotated[str | None, typer.Option(help="rrf or dbsf (default: configured).")] = None,
+    weights: Annotated[
+        bool, typer.Option("--weights/--no-weights", help="Apply document-type weights.")
+    ] = True,
+    max_per_page: Annotated[
+        int | None, typer.Option(min=0, help="Chunks kept per page; 0 = no limit.")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Search the index and show each result's score at every stage."""
+    from govchat.services import StoreUnavailable, build_retriever, open_store
+    from govchat.settings import get_settings
+    from retrieval.search import InvalidQuery
+
+    if (query is None) == (queries is None):
+        _fail("give either a QUERY or --queries FILE", json_)
+    if mode not in ("hybrid", "dense", "sparse"):
+        _fail(f"--mode must be hybrid, dense or sparse, not {mode!r}", json_)
+    if fusion not in (None, "rrf", "dbsf"):
+        _fail(f"--fusion must be rrf or dbsf, not {fusion!r}", json_)
+    lines: list[str] = []
+    if queries is not None:
+        if not queries.is_file():
+            _fail(f"--queries file not found: {queries}", json_)
+        try:
+            lines = [q.strip() for q in queries.read_text(encoding="utf-8").splitlines()]
+        except UnicodeDecodeError:
+            _fail(f"--queries file is not UTF-8 text: {queries}", json_)
+        lines = [q for q in lines if q and not q.startswith("#")]
+        if not lines:
+            _fail(f"--queries file has no queries: {queries}", json_)
+    overrides: dict[str, Any] = {"mode": mode, "use_weights": weights}
+    if fusion:
+        overrides["fusion"] = fusion
+    if max_per_page is not None:
+        overrides["max_per_page"] = max_per_page
+
+    settings = get_settings()
+    try:
+        store = open_store(settings)
+    except StoreUnavailable as exc:
+        _fail(str(exc), json_)
+    try:
+        if not store.exists() or store.count() == 0:
+            _fail("the index is empty: run `govchat index` first", json_, code=1)
+        retriever = build_retriever(settings, store)
+        if query is not None:
+            try:
+                results = retriever.search(query, k, **overrides)
+            except InvalidQuery as exc:
+                _fail(f"invalid query: {exc}", json_)
+            _emit(
+                {"results": [r.as_dict() for r in results]}, json_, _human_results(query, results)
+            )
+            return
+        out, human = [], []
+        for q in lines:
+            try:
+                results = retriever.search(q, k, **overrides)
+            except InvalidQuery as exc:
+                out.append({"query": q, "error": f"invalid query: {exc}", "results": []})
+                human.append(f"== {q}\n  invalid query: {exc}")
+                continue
+            out.append({"query": q, "results": [r.as_dict() for r in results]})
+            human.append(_human_results(q, results))
+        _emit({"queries": out}, json_, "\n\n".join(human))
+    finally:
+        store.client.close()
+
+
+def _human_results(query: str, results: list) -> str:
+    def f(v: float | None, spec: str = ".3f") -> str:
+        return "-" if v is None else format(v, spec)
+
+    lines = [f"== {query}"]
+    if not results:
+        lines.append("  (no results)")
+    lines.append(
+        f"  {'#':>2} {'final':>7} {'dense':>6}{'(rk)':>5} {'bm25':>6}{'(rk)':>5} "
+        f"{'fused':>7} {'wt':>4}  section"
+    )
+    for i, r in enumerate(results, 1):
+        st = r.stages
+        trail = " > ".join(r.heading_trail)
+        dense_rk = f"({st.dense_rank or '-'})"
+        sparse_rk = f"({st.sparse_rank or '-'})"
+        lines.append(
+            f"  {i:>2} {f(r.score, '.4f'):>7} {f(st.dense):>6}{dense_rk:>5} "
+            f"{f(st.sparse, '.2f'):>6}{sparse_rk:>5} {f(st.fused, '.4f'):>7} "
+            f"{st.weight:>4.1f}  {r.title}{' > ' + trail if trail else ''}"
+        )
+        lines.append(f"{'':>48}{r.url}")
+    return "\n".join(lines)
+
+
 def main() -> None:  # pragma: no cover
     app()

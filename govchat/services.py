@@ -46,3 +46,17 @@ def build_indexer(
         min_tokens=settings.chunk_min_tokens,
         progress=progress,
     )
+
+
+def build_retriever(settings: Settings, store: ChunkStore, embedder=None):
+    """The hybrid retriever with the configured embedding model and retrieval settings."""
+    from retrieval.embeddings import load_embedder
+    from retrieval.search import HybridRetriever, RetrievalConfig
+
+    return HybridRetriever(
+        store,
+        embedder
+        or load_embedder(settings.embedding_model, batch_size=settings.embedding_batch_size),
+        Bm25Encoder(avg_doc_len=settings.bm25_avg_doc_len),
+        RetrievalConfig.from_settings(settings),
+    )

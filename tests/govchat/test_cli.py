@@ -33,6 +33,15 @@ def test_bad_source_is_a_clear_error_not_a_traceback(env):
     assert "Traceback" not in result.output
 
 
+def test_search_needs_an_index_and_one_kind_of_query(env):
+    empty = runner.invoke(app, ["search", "sick pay", "--json"])
+    assert empty.exit_code == 1 and "run `govchat index` first" in _json(empty)["error"]
+    both = runner.invoke(app, ["search", "x", "--queries", "f.txt"])
+    assert both.exit_code == 2 and "either a QUERY or --queries" in both.output
+    mode = runner.invoke(app, ["search", "x", "--mode", "magic"])
+    assert mode.exit_code == 2 and "--mode" in mode.output
+
+
 def test_bad_filter_and_missing_paths_file(env):
     r1 = runner.invoke(app, ["index", "--filter", "format", "--source", "https://www.gov.uk"])
     assert r1.exit_code == 2 and "NAME=VALUE" in r1.output
@@ -66,14 +75,30 @@ def test_index_with_the_real_model_then_dry_run_and_status(env):
     human = runner.invoke(app, ["index", "status"])
     assert f"{s['chunks_total']} chunks from 3 pages" in human.output
 
-    # The real model put vectors in that match the query's meaning.
-    from govchat.services import open_store
-    from retrieval.embeddings import load_embedder
+    # govchat search: the contract's shape, with the real model's vectors behind it.
+    found = _json(
+        runner.invoke(
+            app, ["search", "how much is the minimum wage per hour", "--k", "2", "--json"]
+        )
+    )
+    assert len(found["results"]) == 2
+    top = found["results"][0]
+    assert {"chunk_id", "url", "exact_path", "title", "heading_trail", "score", "text"} <= set(top)
+    assert top["exact_path"].startswith("/national-minimum-wage-rates")
+    assert set(top["stages"]) >= {"dense", "sparse", "fused", "weight", "final"}
 
-    store = open_store(get_settings())
-    vec = load_embedder("all-MiniLM-L6-v2").embed(["how much is the minimum wage per hour"])[0]
-    hit = store.client.query_points(
-        store.collection, query=list(map(float, vec)), using="dense", limit=1, with_payload=True
-    ).points[0]
-    store.client.close()
-    assert hit.payload["base_path"] == "/national-minimum-wage-rates"
+    queries = env / "queries.txt"
+    queries.write_text("form SSP1\n\n# comment\n\u200b\u200b\nmaternity pay\n")
+    batch = _json(runner.invoke(app, ["search", "--queries", str(queries), "--json"]))
+    assert [q["query"] for q in batch["queries"]] == ["form SSP1", "\u200b\u200b", "maternity pay"]
+    assert batch["queries"][1]["error"].startswith("invalid query")
+    assert batch["queries"][0]["results"][0]["exact_path"].startswith(
+        "/employers-sick-pay/eligibility-and-form-ssp1"
+    )
+
+    bad = runner.invoke(app, ["search", "\x01\x02", "--json"])
+    assert bad.exit_code == 2 and "invalid query" in _json(bad)["error"]
+    table = runner.invoke(app, ["search", "sick pay form", "--k", "1"])
+    assert (
+        table.exit_code == 0 and "dense" in table.output and "https://www.gov.uk/" in table.output
+    )
