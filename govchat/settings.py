@@ -92,9 +92,24 @@ class Settings(BaseSettings):
     )
 
     # --- LLM (OpenAI-compatible server; unset = bundled local model)
-    llm_base_url: str | None = None
-    llm_model: str = "qwen2.5-1.5b-instruct"
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible server; unset = local.")
+    llm_model: str = Field(
+        "qwen2.5-1.5b-instruct", description="Model name sent to the server (local: informative)."
+    )
     llm_api_key: str | None = None
+    llm_profile: Literal["default", "fast"] = Field(
+        "default", description="Local model: default = Qwen2.5 1.5B, fast = Qwen2.5 0.5B."
+    )
+    llm_timeout: float = Field(60.0, gt=0, description="Seconds for one LLM call.")
+    llm_max_tokens: int = Field(350, ge=16, le=8192)
+    llm_temperature: float = Field(0.0, ge=0, le=2)
+    llm_context_tokens: int = Field(4096, ge=512, description="Local model context window.")
+    llm_threads: int | None = Field(None, ge=1, description="Local model CPU threads.")
+    answer_timeout: float = Field(120.0, gt=0, description="Seconds for a whole answer.")
+    answer_max_chunks: int = Field(3, ge=1, le=20, description="Sections put in the prompt.")
+    answer_min_dense_score: float = Field(
+        0.3, ge=-1, le=1, description="Below this cosine similarity a section is not relevant."
+    )
 
     @field_validator("data_dir")
     @classmethod

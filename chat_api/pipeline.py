@@ -1,0 +1,141 @@
+"""The answer pipeline, in one place:
+
+    validate -> redact personal data -> jailbreak check -> condense with history -> route
+    -> retrieve -> compose -> output checks -> store
+
+Each step may end the turn with a status and a message; `store` always runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from langchain_core.language_models import BaseChatModel
+
+from chat_api import steps as s
+from chat_api.types import PipelineState, Question, Status
+
+log = logging.getLogger(__name__)
+
+_TIMEOUT_ERRORS: tuple[type[BaseException], ...] = (
+    s.LLMTimeout,
+    TimeoutError,
+    httpx.TimeoutException,
+)
+try:  # the OpenAI client's own timeout error
+    import openai
+
+    _TIMEOUT_ERRORS = (*_TIMEOUT_ERRORS, openai.APITimeoutError)
+except ImportError:  # pragma: no cover
+    pass
+
+
+def _noop(event: str, data: dict[str, Any]) -> None:
+    return None
+
+
+class StoreTurn:
+    """Hand the finished turn to a recorder (the database in the API; nothing in `ask`)."""
+
+    name = "store"
+    always = True
+
+    def __init__(self, recorder: Callable[[PipelineState], None]):
+        self.recorder = recorder
+
+    def run(self, state: PipelineState, emit: s.Emit) -> None:
+        self.recorder(state)
+
+
+class AnswerPipeline:
+    def __init__(self, steps: list[Any], *, answer_timeout: float | None = None) -> None:
+        self.steps = steps
+        self.answer_timeout = answer_timeout
+        self._deadline: float | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [step.name for step in self.steps]
+
+    def deadline(self) -> float | None:
+        return self._deadline
+
+    def run(self, question: Question, emit: s.Emit = _noop) -> PipelineState:
+        state = PipelineState(question=question)
+        started = time.monotonic()
+        self._deadline = started + self.answer_timeout if self.answer_timeout else None
+        for step in self.steps:
+            if getattr(step, "always", False):
+                if not state.stopped:  # every turn ends with a status before it is stored
+                    state.stop(Status.CANNOT_ANSWER, s.message_for(Status.CANNOT_ANSWER, state))
+            elif state.stopped:
+                continue
+            t0 = time.perf_counter()
+            try:
+                step.run(state, emit)
+            except _TIMEOUT_ERRORS as exc:
+                log.warning("step %s timed out: %s", step.name, exc)
+                self._fail(state, Status.TIMEOUT, step.name, exc)
+            except Exception as exc:  # noqa: BLE001 - a failing step must not become a 500
+                log.exception("step %s failed", step.name)
+                status = (
+                    Status.LLM_ERROR
+                    if step.name in ("condense", "compose")
+                    else (Status.UNAVAILABLE)
+                )
+                if getattr(step, "always", False):
+                    raise  # storing failed: the caller must know nothing was recorded
+                self._fail(state, status, step.name, exc)
+            finally:
+                state.timings_ms[step.name] = round((time.perf_counter() - t0) * 1000, 1)
+        if not state.stopped:
+            state.stop(Status.CANNOT_ANSWER, s.message_for(Status.CANNOT_ANSWER, state))
+        state.timings_ms["total"] = round((time.monotonic() - started) * 1000, 1)
+        return state
+
+    @staticmethod
+    def _fail(state: PipelineState, status: Status, step: str, exc: BaseException) -> None:
+        state.guardrails.setdefault(
+            "error", s.Verdict("error", False, f"{step}: {type(exc).__name__}")
+        )
+        # Whatever was found is still worth showing.
+        state.sources = s._group_sources(state.prompt_chunks or state.retrieved[:3])
+        for source in state.sources:
+            source.used = False
+        state.stop(status, s.message_for(status, state))
+
+
+def build_pipeline(
+    settings: Any,
+    *,
+    retriever: Any,
+    llm: BaseChatModel,
+    recorder: Callable[[PipelineState], None] | None = None,
+    response_format: dict[str, Any] | None = None,
+) -> AnswerPipeline:
+    pipeline = AnswerPipeline([], answer_timeout=settings.answer_timeout)
+    steps: list[Any] = [
+        s.ValidateQuestion(),
+        s.RedactPersonalData(),
+        s.CheckJailbreak(),
+        s.CondenseQuestion(llm),
+        s.RouteQuestion(),
+        s.RetrieveSections(
+            retriever, k=settings.retrieval_k, min_dense_score=settings.answer_min_dense_score
+        ),
+        s.ComposeAnswer(
+            llm,
+            max_chunks=settings.answer_max_chunks,
+            response_format=response_format,
+            deadline=pipeline.deadline,
+        ),
+        s.CheckAnswer(),
+    ]
+    if recorder is not None:
+        steps.append(StoreTurn(recorder))
+    pipeline.steps = steps
+    return pipeline

@@ -1,0 +1,403 @@
+"""The answer pipeline's steps. Each reads and writes the PipelineState and may stop the turn.
+
+A step is any object with a `name` and `run(state, emit)`. `emit(event, data)` sends a
+Server-Sent Event to a streaming client (sources as soon as they are known, answer tokens).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.parse
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.utils.json import parse_partial_json
+
+from chat_api.prompts import Prompt, load_prompt
+from chat_api.types import PipelineState, RetrievedChunk, Source, Status, Turn, Verdict
+from guardrails import input as input_guards
+from guardrails import output as output_guards
+from guardrails.definitions import input_rules, messages
+
+Emit = Callable[[str, dict[str, Any]], None]
+
+
+class Step(Protocol):
+    name: str
+
+    def run(self, state: PipelineState, emit: Emit) -> None: ...
+
+
+def message_for(status: Status | str, state: PipelineState | None = None) -> str:
+    texts, _ = messages()
+    template = texts.get(str(status), texts["cannot_answer"])
+    question = state.condensed_question or state.redacted_question if state else ""
+    return template.format(
+        keywords=urllib.parse.quote_plus(question[:200]),
+        max_chars=input_rules().max_question_chars,
+    )
+
+
+def _deadline_left(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.monotonic()
+
+
+class LLMTimeout(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------- input
+
+
+class ValidateQuestion:
+    name = "validate"
+
+    def run(self, state: PipelineState, emit: Emit) -> None:
+        verdict = input_guards.check_length(state.question.text)
+        state.guardrails["length"] = verdict
+        state.versions["guardrails"] = verdict.version
+        if not verdict.passed:
+            state.stop(Status.INVALID_INPUT, message_for(Status.INVALID_INPUT))
+
+
+class RedactPersonalData:
+    name = "redact"
+
+    def run(self, state: PipelineState, emit: Emit) -> None:
+        result = input_guards.redact_personal_data(state.question.text)
+        state.redacted_question = result.text
+        state.redactions = result.kinds
+        state.guardrails["personal_data"] = result.verdict
+        if result.kinds:
+            state.route = "pii"
+
+
+class CheckJailbreak:
+    name = "jailbreak"
+
+    def run(self, state: PipelineState, emit: Emit) -> None:
+        verdict = input_guards.check_injection(state.redacted_question)
+        state.guardrails["jailbreak"] = verdict
+        if not verdict.passed:
+            state.route = "jailbreak"
+            state.stop(Status.JAILBREAK, message_for(Status.JAILBREAK))
+
+
+class CondenseQuestion:
+    """Rewrite a follow-up as a standalone question; no LLM call on a first question."""
+
+    name = "condense"
+
+    def __init__(self, llm: BaseChatModel, max_turns: int = 3, prompt: Prompt | None = None):
+        self.llm = llm
+        self.max_turns = max_turns
+        self.prompt = prompt or load_prompt("condense")
+
+    def run(self, state: PipelineState, emit: Emit) -> None:
+        history = state.question.history[-self.max_turns :]
+        if not history:
+            state.condensed_question = state.redacted_question
+            return
+        state.versions["condense_prompt"] = self.prompt.version
+        text = "\n".join(
+            f"User: {t.question}\nAssistant: {_shorten(t.answer, 300)}" for t in history
+        )
+        messages_ = [
+            SystemMessage(self.prompt.system),
+            HumanMessage(self.prompt.user.format(history=text, question=state.redacted_question)),
+        ]
+        reply = self.llm.invoke(messages_, max_tokens=80)
+        _count_tokens(state, reply, "condense")
+        condensed = _first_line(str(reply.content))
+        state.condensed_question = condensed or state.redacted_question
+
+
+class RouteQuestion:
+    """Decide whether to search and answer. The guardrails issue adds classifiers here."""
+
+    name = "route"
+
+    def run(self, state: PipelineState, emit: Emit) -> None:
+        social = input_guards.social_route(state.redacted_question)
+        if social:
+            state.route = social
+            state.stop(Status(social), message_for(social))
+
+
+# ---------------------------------------------------------------------------- retrieval
+
+
+class RetrieveSections:
+    name = "retrieve"
+
+    def __init__(self, retriever: Any, k: int = 5, min_dense_score: float = 0.3):
+        self.retriever = retriever
+        self.k = k
+        self.min_dense_score = min_dense_score
+
+    def run(self, state: PipelineState, emit: Emit) -> None:
+        try:
+            results = self.retriever.search(state.condensed_question, self.k)
+        except ValueError:  # InvalidQuery: nothing searchable left after redaction
+            state.stop(Status.CANNOT_ANSWER, message_for(Status.CANNOT_ANSWER, state))
+            return
+        except Exception:  # noqa: BLE001 - the index being down must not be a 500
+            state.stop(Status.UNAVAILABLE, message_for(Status.UNAVAILABLE))
+            return
+        state.retrieved = [
+            RetrievedChunk(
+                chunk_id=r.chunk_id,
+                url=r.url,
+                exact_path=r.exact_path,
+                base_path=r.base_path,
+                title=r.title,
+                heading_trail=r.heading_trail,
+                document_type=r.document_type,
+                text=r.text,
+                score=r.score,
+                stages=r.as_dict()["stages"],
+            )
+            for r in results
+        ]
+        relevant = [
+            c for c in state.retrieved if (c.stages.get("dense") or 0.0) >= self.min_dense_score
+        ]
+        emit(
+            "sources",
+            {
+                "sources": [
+                    {
+                        "url": c.url,
+                        "title": c.title,
+                        "heading": c.heading,
+                        "excerpt": _shorten(c.text, 240),
+                    }
+                    for c in relevant
+                ]
+            },
+        )
+        if not relevant:
+            state.stop(Status.CANNOT_ANSWER, message_for(Status.CANNOT_ANSWER, state))
+            return
+        state.retrieved = relevant
+
+
+# ---------------------------------------------------------------------------- compose
+
+
+ANSWER_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "answer": {"type": "string"},
+        "complete": {"type": "boolean"},
+        "sources": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["answer", "complete", "sources"],
+}
+
+
+class ComposeAnswer:
+    """Ask the LLM for a structured answer from the best few chunks, streaming the text."""
+
+    name = "compose"
+
+    def __init__(
+        self,
+        llm: BaseChatModel,
+        *,
+        max_chunks: int = 3,
+        max_chunk_chars: int = 900,
+        response_format: dict[str, Any] | None = None,
+        prompt: Prompt | None = None,
+        deadline: Callable[[], float | None] = lambda: None,
+    ):
+        self.llm = llm
+        self.max_chunks = max_chunks
+        self.max_chunk_chars = max_chunk_chars
+        self.response_format = response_format
+        self.prompt = prompt or load_prompt("compose")
+        self.deadline = deadline
+
+    def run(self, state: PipelineState, emit: Emit) -> None:
+        state.versions["compose_prompt"] = self.prompt.version
+        state.prompt_chunks = state.retrieved[: self.max_chunks]
+        context = "\n\n".join(
+            f"[link_{i}] {c.title}{' > ' + ' > '.join(c.heading_trail) if c.heading_trail else ''}"
+            f"\n{_shorten(c.text, self.max_chunk_chars)}"
+            for i, c in enumerate(state.prompt_chunks, 1)
+        )
+        msgs = [
+            SystemMessage(self.prompt.system),
+            HumanMessage(
+                self.prompt.user.format(context=context, question=state.condensed_question)
+            ),
+        ]
+        kwargs: dict[str, Any] = {}
+        if self.response_format:
+            kwargs["response_format"] = self.response_format
+        buffer, streamed = "", ""
+        last = None
+        deadline = self.deadline()
+        for chunk in self.llm.stream(msgs, **kwargs):
+            last = chunk if last is None else last + chunk
+            buffer += str(chunk.content)
+            partial = _parse_answer(buffer)
+            text = partial.get("answer") if isinstance(partial, dict) else None
+            if isinstance(text, str) and text.startswith(streamed) and len(text) > len(streamed):
+                emit("token", {"text": text[len(streamed) :]})
+                streamed = text
+            left = _deadline_left(deadline)
+            if left is not None and left <= 0:
+                raise LLMTimeout("answer deadline passed while generating")
+        if last is not None:
+            _count_tokens(state, last, "compose")
+        parsed = _parse_answer(buffer, final=True)
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("answer"), str):
+            raise ValueError(f"the model's reply is not the expected JSON: {buffer[:200]!r}")
+        state.answer_markdown = parsed["answer"].strip()
+        state.complete = bool(parsed.get("complete", False))
+        tokens = [s for s in parsed.get("sources") or [] if isinstance(s, str)]
+        # Tokens linked in the text count as used even if the model forgot to list them.
+        tokens += re.findall(r"\((link_\d+)\)", state.answer_markdown)
+        used = []
+        for t in tokens:
+            m = re.fullmatch(r"\[?(link_\d+)\]?", t.strip())
+            if m:
+                i = int(m.group(1).split("_")[1])
+                if 1 <= i <= len(state.prompt_chunks):
+                    cid = state.prompt_chunks[i - 1].chunk_id
+                    if cid not in used:
+                        used.append(cid)
+        state.used_source_ids = used
+
+
+def _parse_answer(buffer: str, final: bool = False) -> Any:
+    text = buffer.strip()
+    if text.startswith("```"):
+        text = re.sub(r"^```(?:json)?\s*|\s*```$", "", text)
+    if final:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            pass
+    try:
+        return parse_partial_json(text)
+    except Exception:  # noqa: BLE001 - a partial buffer may not parse yet
+        return None
+
+
+# ---------------------------------------------------------------------------- output
+
+
+class CheckAnswer:
+    """Enforce grounding: real links only, figures from the sources, refusal when unsure."""
+
+    name = "output_checks"
+
+    def run(self, state: PipelineState, emit: Emit) -> None:
+        chunks = state.prompt_chunks
+        token_urls = {f"link_{i}": c.url for i, c in enumerate(chunks, 1)}
+        links = output_guards.ground_links(
+            state.answer_markdown, token_urls, {c.url for c in chunks}
+        )
+        used = [c for c in chunks if c.chunk_id in state.used_source_ids]
+        # A link to a source in the text also means it was used.
+        for c in chunks:
+            if c.url in links.kept and c not in used:
+                used.append(c)
+        state.guardrails["links"] = Verdict(
+            "links",
+            True,
+            f"dropped {len(links.dropped)} link(s)" if links.dropped else "",
+            details={"dropped": links.dropped} if links.dropped else {},
+        )
+        if not state.complete or not used:
+            state.guardrails["answerable"] = Verdict(
+                "answerable",
+                False,
+                "model marked the answer incomplete" if not state.complete else "no source used",
+            )
+            state.stop(Status.CANNOT_ANSWER, message_for(Status.CANNOT_ANSWER, state))
+            return
+        missing = output_guards.ungrounded_figures(
+            links.markdown,
+            "\n".join(f"{c.title} {' '.join(c.heading_trail)} {c.text}" for c in used),
+        )
+        state.guardrails["figures"] = Verdict(
+            "figures",
+            not missing,
+            f"not in the sources: {', '.join(missing)}" if missing else "",
+        )
+        if missing:
+            state.stop(Status.CANNOT_ANSWER, message_for(Status.CANNOT_ANSWER, state))
+            return
+        state.sources = _group_sources(used)
+        state.stop(Status.ANSWERED, links.markdown)
+
+
+def _group_sources(chunks: list[RetrievedChunk]) -> list[Source]:
+    """One entry per section, pages kept together in the order first used."""
+    order: dict[str, int] = {}
+    for c in chunks:
+        order.setdefault(c.base_path, len(order))
+    seen: set[str] = set()
+    out = []
+    for c in sorted(chunks, key=lambda c: order[c.base_path]):
+        if c.url in seen:
+            continue
+        seen.add(c.url)
+        out.append(
+            Source(
+                url=c.url,
+                title=c.title,
+                heading=c.heading,
+                chunk_id=c.chunk_id,
+                excerpt=_shorten(c.text, 240),
+                score=c.score,
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split()) if "\n" not in text else text.strip()
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _first_line(text: str) -> str:
+    for line in text.strip().splitlines():
+        line = line.strip().strip('"').strip()
+        if line:
+            return line.removeprefix("Standalone question:").strip()
+    return ""
+
+
+def _count_tokens(state: PipelineState, message: Any, step: str) -> None:
+    usage = getattr(message, "usage_metadata", None) or {}
+    for key in ("input_tokens", "output_tokens"):
+        if usage.get(key):
+            state.tokens[f"{step}_{key}"] = state.tokens.get(f"{step}_{key}", 0) + usage[key]
+
+
+__all__ = [
+    "CheckAnswer",
+    "CheckJailbreak",
+    "ComposeAnswer",
+    "CondenseQuestion",
+    "Emit",
+    "LLMTimeout",
+    "RedactPersonalData",
+    "RetrieveSections",
+    "RouteQuestion",
+    "Step",
+    "Turn",
+    "ValidateQuestion",
+    "message_for",
+]

@@ -1,0 +1,104 @@
+"""Output guardrails that always run offline: links and figures must come from the sources."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_MD_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*)\)")
+_BARE_URL = re.compile(r"\b(?:https?://|www\.)[^\s)\]>]+", re.IGNORECASE)
+
+# Figures worth checking: money, percentages, numbers (with decimals/commas), ordinals.
+_FIGURE = re.compile(
+    r"£\s?\d[\d,]*(?:\.\d+)?(?:\s?(?:million|billion|m|bn|k))?"
+    r"|\d[\d,]*(?:\.\d+)?\s?(?:%|per\s?cent)"
+    r"|\b\d[\d,]*(?:\.\d+)?(?:st|nd|rd|th)?\b",
+    re.IGNORECASE,
+)
+_NUMBER_WORDS = {
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ten": "10",
+    "eleven": "11",
+    "twelve": "12",
+    "fourteen": "14",
+    "twenty": "20",
+    "thirty": "30",
+    "fifty": "50",
+    "hundred": "100",
+}
+
+
+@dataclass
+class LinkCheck:
+    markdown: str
+    kept: list[str]
+    dropped: list[str]
+
+
+def ground_links(markdown: str, token_urls: dict[str, str], allowed: set[str]) -> LinkCheck:
+    """Map link tokens to real URLs; unwrap any link whose target is not a known source URL."""
+    kept: list[str] = []
+    dropped: list[str] = []
+
+    def replace(m: re.Match[str]) -> str:
+        label, target = m.group(1), m.group(2)
+        url = token_urls.get(target, target)
+        if url in allowed:
+            kept.append(url)
+            return f"[{label}]({url})"
+        dropped.append(target)
+        return label
+
+    def drop_bare(m: re.Match[str]) -> str:
+        url = m.group(0).rstrip(".,;:")
+        if url in allowed:
+            kept.append(url)
+            return m.group(0)
+        dropped.append(url)
+        return m.group(0)[len(url) :]  # keep the sentence's punctuation
+
+    # Bare URLs are checked only outside markdown links (whose targets were checked above).
+    pieces, last = [], 0
+    for m in _MD_LINK.finditer(markdown):
+        pieces.append(_BARE_URL.sub(drop_bare, markdown[last : m.start()]))
+        pieces.append(replace(m))
+        last = m.end()
+    pieces.append(_BARE_URL.sub(drop_bare, markdown[last:]))
+    text = "".join(pieces)
+    # Bare link tokens the model wrote as text ("see link_2") carry no meaning for a reader.
+    text = re.sub(r"\(?\blink_\d+\b\)?", "", text)
+    return LinkCheck(re.sub(r"[ \t]{2,}", " ", text).strip(), kept, dropped)
+
+
+def _normalise_figure(f: str) -> str:
+    f = f.lower().replace(",", "").replace(" ", "").replace("percent", "%").replace("per cent", "%")
+    f = re.sub(r"(st|nd|rd|th)$", "", f)
+    return f
+
+
+def figures_in(text: str) -> set[str]:
+    return {_normalise_figure(m.group(0)) for m in _FIGURE.finditer(text)}
+
+
+def ungrounded_figures(answer: str, sources_text: str) -> list[str]:
+    """Figures in the answer that appear nowhere in the sources it used."""
+    source_figures = figures_in(sources_text)
+    source_numbers = {re.sub(r"[^\d.]", "", f) for f in source_figures}
+    for word, digit in _NUMBER_WORDS.items():
+        if re.search(rf"\b{word}\b", sources_text, re.IGNORECASE):
+            source_numbers.add(digit)
+    missing = []
+    for fig in sorted(figures_in(answer)):
+        bare = re.sub(r"[^\d.]", "", fig)
+        if fig in source_figures or bare in source_numbers:
+            continue
+        missing.append(fig)
+    return missing
