@@ -32,8 +32,8 @@ def make_engine(settings: Settings) -> Engine:
 
 
 def init_db(engine: Engine) -> sessionmaker:
-    # Import the models so their tables are registered on Base before create_all.
-    import ingest.runs  # noqa: F401
+    """Bring the schema to the latest Alembic revision (cheap when it already is)."""
+    from chat_api.migrations import upgrade_database
 
-    Base.metadata.create_all(engine)
+    upgrade_database(engine)
     return sessionmaker(engine, expire_on_commit=False)

@@ -81,6 +81,18 @@ class Settings(BaseSettings):
     default_document_type_weight: float = 1.0
     max_query_chars: int = Field(2000, ge=10, le=100_000)
 
+    # --- HTTP API
+    api_keys_required: bool = Field(
+        False, description="Require an API key (Authorization: Bearer or X-API-Key)."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser."
+    )
+    rate_limit_client_per_minute: int = Field(120, ge=0, description="0 = no limit.")
+    rate_limit_user_per_minute: int = Field(20, ge=0, description="Per end user; 0 = no limit.")
+    max_turns_per_conversation: int = Field(50, ge=1)
+    max_body_bytes: int = Field(16_384, ge=1024)
+
     # --- crawling
     source: str = Field(str(BUNDLED_SNAPSHOT), description="Snapshot folder or Content API URL.")
     crawl_rate: float = Field(5.0, gt=0, description="Requests/second (max 10 to remote hosts).")
