@@ -9,12 +9,13 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
@@ -25,6 +26,7 @@ from govchat.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 API = "/api/v1"
+DEMO_PAGE = Path(__file__).resolve().parent.parent / "web" / "static" / "index.html"
 
 
 # ------------------------------------------------------------------------ schemas
@@ -223,6 +225,10 @@ def _wants_stream(request: Request) -> bool:
 
 
 def _add_routes(app: FastAPI) -> None:
+    @app.get("/", include_in_schema=False)
+    def demo_page() -> FileResponse:
+        return FileResponse(DEMO_PAGE, media_type="text/html; charset=utf-8")
+
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
         return {"status": "ok"}

@@ -351,5 +351,193 @@ def _human_results(query: str, results: list) -> str:
     return "\n".join(lines)
 
 
+def _state_as_dict(state) -> dict[str, Any]:
+    return {
+        "status": str(state.status),
+        "message": state.message,
+        "sources": [src.public() for src in state.sources if src.used],
+        "route": state.route,
+        "condensed_question": state.condensed_question,
+        "guardrails": {name: v.as_dict() for name, v in state.guardrails.items()},
+        "timings_ms": state.timings_ms,
+        "tokens": state.tokens,
+        "versions": state.versions,
+        "retrieved": [c.exact_path for c in state.retrieved],
+    }
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="A question about GOV.UK guidance.")],
+    json_: JsonOpt = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Answer one question through the whole pipeline (nothing is stored)."""
+    from chat_api.llm import ModelUnavailable, build_chat_model, json_schema_format
+    from chat_api.pipeline import build_pipeline
+    from chat_api.steps import ANSWER_SCHEMA
+    from chat_api.types import Question
+    from govchat.services import StoreUnavailable, build_retriever, open_store
+    from govchat.settings import get_settings
+
+    _setup_logging(verbose)
+    settings = get_settings()
+    try:
+        store = open_store(settings)
+    except StoreUnavailable as exc:
+        _fail(str(exc), json_)
+    try:
+        if not store.exists() or store.count() == 0:
+            _fail("the index is empty: run `govchat index` first", json_, code=1)
+        try:
+            llm = build_chat_model(settings)
+        except ModelUnavailable as exc:
+            _fail(str(exc), json_, code=1)
+        pipeline = build_pipeline(
+            settings,
+            retriever=build_retriever(settings, store),
+            llm=llm,
+            response_format=json_schema_format("govuk_answer", ANSWER_SCHEMA),
+        )
+
+        def show(event: str, data: dict[str, Any]) -> None:
+            if json_:
+                return
+            if event == "sources":
+                for src in data["sources"]:
+                    typer.secho(
+                        f"  source: {src['title']} > {src['heading']}  {src['url']}",
+                        err=True,
+                        dim=True,
+                    )
+            elif event == "token":
+                typer.echo(data["text"], nl=False, err=True)
+
+        state = pipeline.run(Question(question), emit=show)
+    finally:
+        store.client.close()
+    out = _state_as_dict(state)
+    human = [f"\n[{out['status']}] {out['message']}"]
+    human += [f"  - {src['title']} > {src['heading']}: {src['url']}" for src in out["sources"]]
+    human.append(f"  ({out['timings_ms'].get('total', 0) / 1000:.1f}s)")
+    _emit(out, json_, "\n".join(human))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Serve the chat API (and the demo page) with uvicorn."""
+    import uvicorn
+
+    from chat_api.app import create_app
+    from govchat.services import StoreUnavailable, open_store
+    from govchat.settings import get_settings
+
+    _setup_logging(verbose)
+    settings = get_settings()
+    try:  # fail early and clearly if another process holds the local index
+        open_store(settings).client.close()
+    except StoreUnavailable as exc:
+        _fail(str(exc), False)
+    typer.secho(f"govchat: serving on http://{host}:{port} (Ctrl-C to stop)", err=True)
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level="info" if verbose else "warning"
+    )
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+) -> None:
+    """Index the bundled snapshot if the index is empty, then serve on http://HOST:PORT."""
+    from govchat.services import StoreUnavailable, open_store
+    from govchat.settings import get_settings
+
+    settings = get_settings()
+    try:
+        store = open_store(settings)
+        empty = not store.exists() or store.count() == 0
+        store.client.close()
+    except StoreUnavailable as exc:
+        _fail(str(exc), False)
+    if empty:
+        typer.secho(
+            "govchat: indexing the bundled GOV.UK snapshot (first run, a few minutes)", err=True
+        )
+        summary = _run_index(None, False, None, None, None, None, False)
+        typer.echo(_human_summary(summary), err=True)
+    serve(host=host, port=port)
+
+
+@app.command()
+def purge(
+    older_than: Annotated[float, typer.Option("--older-than", min=0, help="Age in days.")],
+    json_: JsonOpt = False,
+) -> None:
+    """Delete conversations (and their questions, answers, sources, feedback) older than DAYS."""
+    from chat_api.repository import Repository
+    from govchat.db import init_db, make_engine
+    from govchat.settings import get_settings
+
+    counts = Repository(init_db(make_engine(get_settings()))).purge_older_than(older_than)
+    _emit(
+        {"deleted": counts}, json_, "deleted: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+    )
+
+
+apikey_app = typer.Typer(help="Create, list and revoke API keys for the JSON API.")
+app.add_typer(apikey_app, name="apikey")
+
+
+def _repository():
+    from chat_api.repository import Repository
+    from govchat.db import init_db, make_engine
+    from govchat.settings import get_settings
+
+    return Repository(init_db(make_engine(get_settings())))
+
+
+@apikey_app.command("create")
+def apikey_create(name: Annotated[str, typer.Argument()], json_: JsonOpt = False) -> None:
+    """Create a key; its secret is shown once (only a hash is stored)."""
+    from chat_api.repository import ApiKeyExists
+
+    try:
+        secret = _repository().create_api_key(name)
+    except ApiKeyExists:
+        _fail(f"an API key named {name!r} already exists", json_)
+    _emit(
+        {"name": name, "key": secret},
+        json_,
+        f"API key {name!r}: {secret}\n(shown once; send it as 'Authorization: Bearer <key>')",
+    )
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(name: Annotated[str, typer.Argument()], json_: JsonOpt = False) -> None:
+    if not _repository().revoke_api_key(name):
+        _fail(f"no active API key named {name!r}", json_)
+    _emit({"name": name, "revoked": True}, json_, f"revoked {name!r}")
+
+
+@apikey_app.command("list")
+def apikey_list(json_: JsonOpt = False) -> None:
+    keys = _repository().list_api_keys()
+    _emit(
+        {"keys": keys},
+        json_,
+        "\n".join(
+            f"{k['name']}  {k['prefix']}…  created {k['created_at']}"
+            f"{'  REVOKED' if k.get('revoked_at') else ''}"
+            for k in keys
+        )
+        or "no API keys",
+    )
+
+
 def main() -> None:  # pragma: no cover
     app()

@@ -252,3 +252,9 @@ def test_index_down_is_a_clear_status(make_client):
     client = make_client(retriever=FakeRetriever(error=ConnectionError("qdrant down")))
     r = client.post(f"{API}/conversations", json={"question": "How much is SSP?"})
     assert r.status_code == 201 and r.json()["answer"]["status"] == "unavailable"
+
+
+def test_demo_page_is_served_at_the_root(make_client):
+    r = make_client().get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "/api/v1/conversations" in r.text and "textContent" in r.text
