@@ -141,7 +141,7 @@ class RetrieveSections:
 
     def run(self, state: PipelineState, emit: Emit) -> None:
         try:
-            results = self.retriever.search(state.condensed_question, self.k)
+            results = self.retriever.search(state.condensed_question, self.k, explain=False)
         except ValueError:  # InvalidQuery: nothing searchable left after redaction
             state.stop(Status.CANNOT_ANSWER, message_for(Status.CANNOT_ANSWER, state))
             return

@@ -69,6 +69,9 @@ class RetrievalConfig:
     min_score: float = 0.0
     min_dense_score: float = 0.0
     max_query_chars: int = 2000
+    # Also run the dense and BM25 queries on their own, to show each one's rank and score (the
+    # search playground). Off, hybrid search is one fused query (dense cosine still computed).
+    explain: bool = True
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> RetrievalConfig:
@@ -202,13 +205,14 @@ class HybridRetriever:
                     with_vector=[DENSE],
                 )
             )
-        if use_dense:
+        fused_only = use_dense and use_sparse and not cfg.explain
+        if use_dense and not fused_only:
             requests.append(
                 models.QueryRequest(
                     query=dense_q, using=DENSE, limit=n, with_payload=True, with_vector=[DENSE]
                 )
             )
-        if use_sparse:
+        if use_sparse and not fused_only:
             requests.append(
                 models.QueryRequest(
                     query=sparse_vec.to_qdrant(),
@@ -221,7 +225,9 @@ class HybridRetriever:
         if not requests:
             return []
         responses = self.store.client.query_batch_points(self.store.collection, requests=requests)
-        if use_dense and use_sparse:
+        if fused_only:
+            candidates, dense_resp, sparse_resp = responses[0].points, [], []
+        elif use_dense and use_sparse:
             candidates, dense_resp, sparse_resp = (r.points for r in responses)
         elif use_dense:
             candidates = dense_resp = responses[0].points

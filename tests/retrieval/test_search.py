@@ -123,3 +123,10 @@ def test_empty_collection_gives_no_results(tmp_path):
         assert build_retriever(settings, store, embedder=NoEmbedding()).search("sick pay") == []
     finally:
         store.client.close()
+
+
+def test_unexplained_hybrid_search_is_one_query_with_the_same_ranking(retriever):
+    explained = retriever.search("employer statutory sick pay form", k=5)
+    fast = retriever.search("employer statutory sick pay form", k=5, explain=False)
+    assert [r.chunk_id for r in fast] == [r.chunk_id for r in explained]
+    assert all(r.stages.dense is not None and r.stages.sparse_rank is None for r in fast)
