@@ -68,7 +68,13 @@ class Settings(BaseSettings):
         "none", description="Cross-encoder stage; no reranker model ships offline yet."
     )
     retrieval_max_per_page: int = Field(
-        2, ge=0, description="Chunks kept per page (base path); 0 = no limit."
+        2, ge=0, description="Chunks kept per page (a guide part is a page); 0 = no limit."
+    )
+    retrieval_weight_strength: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="How strongly document-type weights act (1 = as published, 0 = off).",
     )
     retrieval_min_score: float = Field(0.0, ge=0, description="Minimum final score.")
     retrieval_min_dense_score: float = Field(

@@ -65,7 +65,11 @@ class RetrievalConfig:
     use_weights: bool = True
     document_type_weights: dict[str, float] = field(default_factory=dict)
     default_weight: float = 1.0
+    # How strongly weights act: score * (1 + strength * (weight - 1)). RRF scores are nearly flat,
+    # so full-strength weights (x2.0) outrank far better matches; see bench/RESULTS.md.
+    weight_strength: float = 1.0
     max_per_page: int = 2
+    cap_by: Literal["page", "base_path"] = "page"
     min_score: float = 0.0
     min_dense_score: float = 0.0
     max_query_chars: int = 2000
@@ -85,6 +89,7 @@ class RetrievalConfig:
             reranker=settings.retrieval_reranker,
             document_type_weights=dict(settings.document_type_weights),
             default_weight=settings.default_document_type_weight,
+            weight_strength=settings.retrieval_weight_strength,
             max_per_page=settings.retrieval_max_per_page,
             min_score=settings.retrieval_min_score,
             min_dense_score=settings.retrieval_min_dense_score,
@@ -97,7 +102,8 @@ class RetrievalConfig:
     def weight(self, document_type: str) -> float:
         if not self.use_weights:
             return 1.0
-        return self.document_type_weights.get(document_type, self.default_weight)
+        w = self.document_type_weights.get(document_type, self.default_weight)
+        return 1.0 + self.weight_strength * (w - 1.0)
 
 
 @dataclass
@@ -262,7 +268,7 @@ class HybridRetriever:
                 continue
             results.append(_result(pid, payload, st))
         results.sort(key=lambda r: r.score, reverse=True)
-        return _cap_per_page(results, cfg.max_per_page)[:k]
+        return _cap_per_page(results, cfg.max_per_page, cfg.cap_by)[:k]
 
 
 def _cosine(q: np.ndarray, vector: Any) -> float | None:
@@ -291,13 +297,15 @@ def _result(pid: str, payload: dict[str, Any], st: StageScores) -> SearchResult:
     )
 
 
-def _cap_per_page(results: list[SearchResult], cap: int) -> list[SearchResult]:
+def _cap_per_page(results: list[SearchResult], cap: int, by: str = "page") -> list[SearchResult]:
+    """At most `cap` chunks per page (a guide part counts as a page) or per base path."""
     if cap <= 0:
         return results
     seen: dict[str, int] = {}
     kept = []
     for r in results:
-        if seen.get(r.base_path, 0) < cap:
-            seen[r.base_path] = seen.get(r.base_path, 0) + 1
+        key = r.page_path if by == "page" else r.base_path
+        if seen.get(key, 0) < cap:
+            seen[key] = seen.get(key, 0) + 1
             kept.append(r)
     return kept

@@ -62,7 +62,8 @@ def test_exact_form_name_finds_its_section(retriever):
     assert top[0].page_path == "/employers-sick-pay/eligibility-and-form-ssp1"
     st = top[0].stages
     assert st.sparse_rank == 1 and st.dense is not None and st.fused is not None
-    assert st.weight == 2.0 and top[0].score == pytest.approx(st.fused * st.weight)
+    # guides weigh 2.0 in GOV.UK Chat's table; applied at the default strength of 0.1
+    assert st.weight == pytest.approx(1.1) and top[0].score == pytest.approx(st.fused * st.weight)
 
 
 def test_class_4_question_reaches_the_classes_section(retriever):
@@ -71,13 +72,12 @@ def test_class_4_question_reaches_the_classes_section(retriever):
 
 
 def test_per_page_cap_spreads_results_over_pages(retriever):
-    capped = retriever.search("statutory sick pay", k=8, max_per_page=2)
-    counts: dict[str, int] = {}
-    for r in capped:
-        counts[r.base_path] = counts.get(r.base_path, 0) + 1
-    assert max(counts.values()) <= 2 and len(counts) >= 4
+    for by, key in (("base_path", "base_path"), ("page", "page_path")):
+        capped = retriever.search("statutory sick pay", k=8, max_per_page=1, cap_by=by)
+        keys = [getattr(r, key) for r in capped]
+        assert len(keys) == len(set(keys)) >= 5, by
     uncapped = retriever.search("statutory sick pay", k=8, max_per_page=0)
-    assert max(sum(r.base_path == b for r in uncapped) for b in counts) > 2
+    assert len({r.base_path for r in uncapped}) < 8
 
 
 def test_document_type_weights_change_the_order(retriever):
@@ -85,7 +85,9 @@ def test_document_type_weights_change_the_order(retriever):
     base = retriever.search(query, k=5, use_weights=False)
     assert all(r.stages.weight == 1.0 for r in base)
     assert base[0].document_type != "answer"
-    boosted = retriever.search(query, k=5, document_type_weights={"answer": 100.0})
+    boosted = retriever.search(
+        query, k=5, document_type_weights={"answer": 100.0}, weight_strength=1.0
+    )
     assert boosted[0].document_type == "answer" and boosted[0].stages.weight == 100.0
     assert boosted[0].score == pytest.approx(boosted[0].stages.fused * 100.0)
 
