@@ -127,6 +127,9 @@ def build_pipeline(
         s.RetrieveSections(
             retriever, k=settings.retrieval_k, min_dense_score=settings.answer_min_dense_score
         ),
+        s.SelectEvidence(
+            getattr(retriever, "embedder", None), max_chunks=settings.answer_max_chunks
+        ),
         s.ComposeAnswer(
             llm,
             max_chunks=settings.answer_max_chunks,

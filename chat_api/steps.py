@@ -186,6 +186,106 @@ class RetrieveSections:
         state.retrieved = relevant
 
 
+# ---------------------------------------------------------------------------- evidence
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z£0-9])")
+
+
+def _evidence_units(text: str) -> list[str]:
+    """Lines of a section (list items and table rows stay whole), long lines cut at sentences."""
+    units: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if len(line) > 300 and not line.startswith(("-", "|")):
+            units.extend(p.strip() for p in _SENTENCE_END.split(line) if p.strip())
+        else:
+            units.append(line)
+    return units
+
+
+class SelectEvidence:
+    """Keep only the sentences most related to the question, so the small model reads less and
+    keeps what matters. Without an embedder, whole sections are used (trimmed)."""
+
+    name = "select_evidence"
+
+    def __init__(
+        self,
+        embedder: Any | None,
+        *,
+        max_chunks: int = 4,
+        max_units: int = 10,
+        max_units_per_chunk: int = 5,
+        max_chunk_chars: int = 900,
+    ):
+        self.embedder = embedder
+        self.max_chunks = max_chunks
+        self.max_units = max_units
+        self.max_units_per_chunk = max_units_per_chunk
+        self.max_chunk_chars = max_chunk_chars
+
+    def run(self, state: PipelineState, emit: Emit) -> None:
+        chunks = state.retrieved[: self.max_chunks]
+        if self.embedder is None:
+            state.prompt_chunks = [
+                _with_text(c, _shorten(c.text, self.max_chunk_chars)) for c in chunks
+            ]
+            return
+        units = [
+            (ci, ui, u)
+            for ci, c in enumerate(chunks)
+            for ui, u in enumerate(_evidence_units(c.text))
+        ]
+        if not units:
+            state.prompt_chunks = []
+            return
+        vectors = self.embedder.embed([state.condensed_question] + [u for _, _, u in units])
+        scores = vectors[1:] @ vectors[0]
+        # A small bonus for the better-ranked sections: retrieval already weighed whole sections.
+        ranked = sorted(range(len(units)), key=lambda i: -(float(scores[i]) - 0.02 * units[i][0]))
+        chosen: dict[int, list[int]] = {}
+        count = 0
+        for i in ranked:
+            ci, ui, _ = units[i]
+            if count >= self.max_units:
+                break
+            if len(chosen.get(ci, [])) >= self.max_units_per_chunk:
+                continue
+            chosen.setdefault(ci, []).append(ui)
+            count += 1
+        prompt_chunks = []
+        for ci in sorted(chosen):
+            lines = _evidence_units(chunks[ci].text)
+            keep = sorted(set(chosen[ci]))
+            # A list or table needs its lead-in line ("You must:", a header row) to make sense.
+            for ui in list(keep):
+                if lines[ui].startswith(("-", "|")):
+                    lead = next(
+                        (
+                            j
+                            for j in range(ui - 1, -1, -1)
+                            if not lines[j].startswith(("-", "|", "---"))
+                        ),
+                        None,
+                    )
+                    if lead is not None and lead not in keep:
+                        keep.append(lead)
+                    header = next((j for j in range(0, ui) if lines[j].startswith("|")), None)
+                    if lines[ui].startswith("|") and header is not None and header not in keep:
+                        keep.append(header)
+            text = "\n".join(lines[j] for j in sorted(keep))
+            prompt_chunks.append(_with_text(chunks[ci], text))
+        state.prompt_chunks = prompt_chunks
+
+
+def _with_text(chunk: RetrievedChunk, text: str) -> RetrievedChunk:
+    from dataclasses import replace
+
+    return replace(chunk, text=text)
+
+
 # ---------------------------------------------------------------------------- compose
 
 
@@ -224,10 +324,14 @@ class ComposeAnswer:
 
     def run(self, state: PipelineState, emit: Emit) -> None:
         state.versions["compose_prompt"] = self.prompt.version
-        state.prompt_chunks = state.retrieved[: self.max_chunks]
+        if not state.prompt_chunks:
+            state.prompt_chunks = [
+                _with_text(c, _shorten(c.text, self.max_chunk_chars))
+                for c in state.retrieved[: self.max_chunks]
+            ]
         context = "\n\n".join(
             f"[link_{i}] {c.title}{' > ' + ' > '.join(c.heading_trail) if c.heading_trail else ''}"
-            f"\n{_shorten(c.text, self.max_chunk_chars)}"
+            f"\n{c.text}"
             for i, c in enumerate(state.prompt_chunks, 1)
         )
         msgs = [

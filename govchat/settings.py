@@ -124,7 +124,7 @@ class Settings(BaseSettings):
     llm_context_tokens: int = Field(4096, ge=512, description="Local model context window.")
     llm_threads: int | None = Field(None, ge=1, description="Local model CPU threads.")
     answer_timeout: float = Field(120.0, gt=0, description="Seconds for a whole answer.")
-    answer_max_chunks: int = Field(3, ge=1, le=20, description="Sections put in the prompt.")
+    answer_max_chunks: int = Field(4, ge=1, le=20, description="Sections evidence is drawn from.")
     answer_min_dense_score: float = Field(
         0.3, ge=-1, le=1, description="Below this cosine similarity a section is not relevant."
     )

@@ -45,6 +45,7 @@ def test_the_pipeline_is_one_readable_list_of_steps():
         "condense",
         "route",
         "retrieve",
+        "select_evidence",
         "compose",
         "output_checks",
         "store",
@@ -189,13 +190,14 @@ def test_answer_deadline_becomes_timeout():
     pipeline = build_pipeline(Settings(answer_timeout=0.001), retriever=FakeRetriever(), llm=slow)
     import time
 
-    original = pipeline.steps[6].run
+    compose = next(step for step in pipeline.steps if step.name == "compose")
+    original = compose.run
 
     def delayed(state, emit):
         time.sleep(0.01)
         return original(state, emit)
 
-    pipeline.steps[6].run = delayed
+    compose.run = delayed
     state = pipeline.run(Question("How much is SSP?"))
     assert state.status == Status.TIMEOUT
 
@@ -230,3 +232,29 @@ def test_grouping_keeps_pages_together():
         "https://www.gov.uk/p#y",
         "https://www.gov.uk/q",
     ]
+
+
+def test_evidence_selection_keeps_the_relevant_lines_with_their_lead_in():
+    from tests.conftest import FakeEmbedder
+
+    chunk = RetrievedChunk(
+        "c1",
+        SSP_URL,
+        "/employers-sick-pay/entitlement",
+        "/employers-sick-pay",
+        "SSP",
+        ["Entitlement"],
+        "guide",
+        "Some unrelated opening about records.\nTo qualify for SSP employees must:\n"
+        "- earn an average of at least £123 per week\n- have done some work\n"
+        "Holiday is accrued during sick leave.",
+        1.0,
+    )
+    state = PipelineState(Question("what average per week must they earn"))
+    state.condensed_question = state.question.text
+    state.retrieved = [chunk]
+    s.SelectEvidence(FakeEmbedder(), max_units=1).run(state, lambda e, d: None)
+    text = state.prompt_chunks[0].text
+    assert "£123" in text and "must:" in text  # the selected bullet kept its lead-in
+    assert "unrelated opening" not in text
+    assert state.retrieved[0].text == chunk.text  # the retrieved section itself is untouched
