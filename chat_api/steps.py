@@ -409,9 +409,10 @@ class CheckAnswer:
             state.answer_markdown, token_urls, {c.url for c in chunks}
         )
         used = [c for c in chunks if c.chunk_id in state.used_source_ids]
-        # A link to a source in the text also means it was used.
+        # Small models cite the wrong token: a source whose link is in the text, or whose
+        # figures or wording the answer repeats, was used too.
         for c in chunks:
-            if c.url in links.kept and c not in used:
+            if c not in used and (c.url in links.kept or _supports(c.text, links.markdown)):
                 used.append(c)
         state.guardrails["links"] = Verdict(
             "links",
@@ -427,9 +428,10 @@ class CheckAnswer:
             )
             state.stop(Status.CANNOT_ANSWER, message_for(Status.CANNOT_ANSWER, state))
             return
+        # Figures are checked against all the evidence the model was given.
         missing = output_guards.ungrounded_figures(
             links.markdown,
-            "\n".join(f"{c.title} {' '.join(c.heading_trail)} {c.text}" for c in used),
+            "\n".join(f"{c.title} {' '.join(c.heading_trail)} {c.text}" for c in chunks),
         )
         state.guardrails["figures"] = Verdict(
             "figures",
@@ -441,6 +443,23 @@ class CheckAnswer:
             return
         state.sources = _group_sources(used)
         state.stop(Status.ANSWERED, links.markdown)
+
+
+_WORD = re.compile(r"[a-z0-9£%.]+")
+
+
+def _supports(evidence: str, answer: str, threshold: float = 0.6) -> bool:
+    """True when the answer repeats one of the evidence's figures, or most of one of its lines."""
+    answer_lower = answer.lower()
+    figures = output_guards.figures_in(evidence)
+    if any(f in output_guards.figures_in(answer) for f in figures if not f.isdigit()):
+        return True
+    answer_words = set(_WORD.findall(answer_lower))
+    for line in evidence.lower().splitlines():
+        words = {w for w in _WORD.findall(line) if len(w) > 3}
+        if len(words) >= 5 and len(words & answer_words) / len(words) >= threshold:
+            return True
+    return False
 
 
 def _group_sources(chunks: list[RetrievedChunk]) -> list[Source]:

@@ -91,7 +91,7 @@ def test_a_figure_not_in_the_sources_turns_the_answer_into_a_refusal():
     "reply",
     [
         answer_json("I don't know.", complete=False),
-        answer_json("SSP is £116.75 a week.", sources=[]),
+        answer_json("You should register as an employer with HMRC first.", sources=[]),
     ],
 )
 def test_incomplete_or_unsourced_answers_are_refused(reply):
@@ -258,3 +258,10 @@ def test_evidence_selection_keeps_the_relevant_lines_with_their_lead_in():
     assert "£123" in text and "must:" in text  # the selected bullet kept its lead-in
     assert "unrelated opening" not in text
     assert state.retrieved[0].text == chunk.text  # the retrieved section itself is untouched
+
+
+def test_a_source_the_model_forgot_to_cite_is_attributed_by_its_figures():
+    reply = answer_json("The weekly rate is £116.75 for up to 28 weeks.", sources=["link_2"])
+    state, _ = run("How much is SSP?", llm=llm_replying(reply))
+    assert state.status == Status.ANSWERED
+    assert SSP_URL in [src.url for src in state.sources]
