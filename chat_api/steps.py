@@ -134,7 +134,7 @@ class RouteQuestion:
 class RetrieveSections:
     name = "retrieve"
 
-    def __init__(self, retriever: Any, k: int = 5, min_dense_score: float = 0.3):
+    def __init__(self, retriever: Any, k: int = 5, min_dense_score: float = 0.4):
         self.retriever = retriever
         self.k = k
         self.min_dense_score = min_dense_score

@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     answer_timeout: float = Field(120.0, gt=0, description="Seconds for a whole answer.")
     answer_max_chunks: int = Field(4, ge=1, le=20, description="Sections evidence is drawn from.")
     answer_min_dense_score: float = Field(
-        0.3, ge=-1, le=1, description="Below this cosine similarity a section is not relevant."
+        0.4, ge=-1, le=1, description="Below this cosine similarity a section is not relevant."
     )
 
     @field_validator("data_dir")
