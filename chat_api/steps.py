@@ -166,20 +166,6 @@ class RetrieveSections:
         relevant = [
             c for c in state.retrieved if (c.stages.get("dense") or 0.0) >= self.min_dense_score
         ]
-        emit(
-            "sources",
-            {
-                "sources": [
-                    {
-                        "url": c.url,
-                        "title": c.title,
-                        "heading": c.heading,
-                        "excerpt": _shorten(c.text, 240),
-                    }
-                    for c in relevant
-                ]
-            },
-        )
         if not relevant:
             state.stop(Status.CANNOT_ANSWER, message_for(Status.CANNOT_ANSWER, state))
             return
@@ -227,6 +213,27 @@ class SelectEvidence:
         self.max_chunk_chars = max_chunk_chars
 
     def run(self, state: PipelineState, emit: Emit) -> None:
+        best_line: dict[str, str] = {}
+        try:
+            self._select(state, best_line)
+        finally:
+            # The user sees the matched sections at once, each with its best-matching line.
+            emit(
+                "sources",
+                {
+                    "sources": [
+                        {
+                            "url": c.url,
+                            "title": c.title,
+                            "heading": c.heading,
+                            "excerpt": _shorten(best_line.get(c.chunk_id) or c.text, 240),
+                        }
+                        for c in state.retrieved
+                    ]
+                },
+            )
+
+    def _select(self, state: PipelineState, best_line: dict[str, str]) -> None:
         chunks = state.retrieved[: self.max_chunks]
         if self.embedder is None:
             state.prompt_chunks = [
@@ -246,6 +253,8 @@ class SelectEvidence:
         # A small bonus for the better-ranked sections: retrieval already weighed whole sections.
         ranked = sorted(range(len(units)), key=lambda i: -(float(scores[i]) - 0.02 * units[i][0]))
         chosen: dict[int, list[int]] = {}
+        for i in ranked:
+            best_line.setdefault(chunks[units[i][0]].chunk_id, units[i][2])
         count = 0
         for i in ranked:
             ci, ui, _ = units[i]
@@ -321,9 +330,13 @@ class ComposeAnswer:
         self.response_format = response_format
         self.prompt = prompt or load_prompt("compose")
         self.deadline = deadline
+        from chat_api.llm import model_identity
+
+        self.model_name = model_identity(llm)
 
     def run(self, state: PipelineState, emit: Emit) -> None:
         state.versions["compose_prompt"] = self.prompt.version
+        state.llm_model = self.model_name
         if not state.prompt_chunks:
             state.prompt_chunks = [
                 _with_text(c, _shorten(c.text, self.max_chunk_chars))

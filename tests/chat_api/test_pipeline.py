@@ -65,6 +65,7 @@ def test_grounded_answer_with_link_tokens_mapped_to_real_urls():
     streamed = "".join(d["text"] for e, d in events if e == "token")
     assert streamed.startswith("SSP is £116.75")
     assert state.versions["compose_prompt"].startswith("compose-")
+    assert state.llm_model == "RecordingLLM:?"
     assert set(state.timings_ms) >= {"validate", "retrieve", "compose", "total"}
 
 
