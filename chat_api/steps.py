@@ -148,21 +148,7 @@ class RetrieveSections:
         except Exception:  # noqa: BLE001 - the index being down must not be a 500
             state.stop(Status.UNAVAILABLE, message_for(Status.UNAVAILABLE))
             return
-        state.retrieved = [
-            RetrievedChunk(
-                chunk_id=r.chunk_id,
-                url=r.url,
-                exact_path=r.exact_path,
-                base_path=r.base_path,
-                title=r.title,
-                heading_trail=r.heading_trail,
-                document_type=r.document_type,
-                text=r.text,
-                score=r.score,
-                stages=r.as_dict()["stages"],
-            )
-            for r in results
-        ]
+        state.retrieved = [RetrievedChunk.from_search_result(r) for r in results]
         relevant = [
             c for c in state.retrieved if (c.stages.get("dense") or 0.0) >= self.min_dense_score
         ]

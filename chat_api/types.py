@@ -75,6 +75,22 @@ class RetrievedChunk:
     def heading(self) -> str:
         return self.heading_trail[-1] if self.heading_trail else ""
 
+    @classmethod
+    def from_search_result(cls, r: Any) -> RetrievedChunk:
+        """From a retrieval.search.SearchResult (kept separate: this is what a turn stores)."""
+        return cls(
+            chunk_id=r.chunk_id,
+            url=r.url,
+            exact_path=r.exact_path,
+            base_path=r.base_path,
+            title=r.title,
+            heading_trail=list(r.heading_trail),
+            document_type=r.document_type,
+            text=r.text,
+            score=r.score,
+            stages=r.as_dict()["stages"],
+        )
+
 
 @dataclass
 class Source:

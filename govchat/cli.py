@@ -248,6 +248,20 @@ def index_status(
     _emit(obj, json_, "\n".join(lines))
 
 
+def _open_index(settings, json_: bool):
+    """The chunk store, or a clear exit when it is locked or empty."""
+    from govchat.services import StoreUnavailable, open_store
+
+    try:
+        store = open_store(settings)
+    except StoreUnavailable as exc:
+        _fail(str(exc), json_)
+    if not store.exists() or store.count() == 0:
+        store.client.close()
+        _fail("the index is empty: run `govchat index` first", json_, code=1)
+    return store
+
+
 @app.command()
 def search(
     query: Annotated[str | None, typer.Argument(help="The question or search terms.")] = None,
@@ -266,7 +280,7 @@ def search(
     json_: JsonOpt = False,
 ) -> None:
     """Search the index and show each result's score at every stage."""
-    from govchat.services import StoreUnavailable, build_retriever, open_store
+    from govchat.services import build_retriever
     from govchat.settings import get_settings
     from retrieval.search import InvalidQuery
 
@@ -294,13 +308,8 @@ def search(
         overrides["max_per_page"] = max_per_page
 
     settings = get_settings()
+    store = _open_index(settings, json_)
     try:
-        store = open_store(settings)
-    except StoreUnavailable as exc:
-        _fail(str(exc), json_)
-    try:
-        if not store.exists() or store.count() == 0:
-            _fail("the index is empty: run `govchat index` first", json_, code=1)
         retriever = build_retriever(settings, store)
         if query is not None:
             try:
@@ -377,18 +386,13 @@ def ask(
     from chat_api.pipeline import build_pipeline
     from chat_api.steps import ANSWER_SCHEMA
     from chat_api.types import Question
-    from govchat.services import StoreUnavailable, build_retriever, open_store
+    from govchat.services import build_retriever
     from govchat.settings import get_settings
 
     _setup_logging(verbose)
     settings = get_settings()
+    store = _open_index(settings, json_)
     try:
-        store = open_store(settings)
-    except StoreUnavailable as exc:
-        _fail(str(exc), json_)
-    try:
-        if not store.exists() or store.count() == 0:
-            _fail("the index is empty: run `govchat index` first", json_, code=1)
         try:
             llm = build_chat_model(settings)
         except ModelUnavailable as exc:

@@ -102,3 +102,26 @@ def test_index_with_the_real_model_then_dry_run_and_status(env):
     assert (
         table.exit_code == 0 and "dense" in table.output and "https://www.gov.uk/" in table.output
     )
+
+
+def test_apikey_lifecycle_and_purge(env):
+    created = _json(runner.invoke(app, ["apikey", "create", "widget", "--json"]))
+    assert created["key"].startswith("gck_")
+    dup = runner.invoke(app, ["apikey", "create", "widget", "--json"])
+    assert dup.exit_code == 2 and "already exists" in _json(dup)["error"]
+    listed = _json(runner.invoke(app, ["apikey", "list", "--json"]))["keys"]
+    assert [k["name"] for k in listed] == ["widget"]
+    assert created["key"] not in json.dumps(listed)  # the secret is never shown again
+    assert runner.invoke(app, ["apikey", "revoke", "widget"]).exit_code == 0
+    again = runner.invoke(app, ["apikey", "revoke", "widget", "--json"])
+    assert again.exit_code == 2 and "no active API key" in _json(again)["error"]
+
+    purged = _json(runner.invoke(app, ["purge", "--older-than", "30", "--json"]))
+    assert "deleted" in purged
+    bad = runner.invoke(app, ["purge", "--older-than", "-1"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+def test_ask_without_an_index_is_a_clear_error(env):
+    r = runner.invoke(app, ["ask", "How much is SSP?", "--json"])
+    assert r.exit_code == 1 and "run `govchat index` first" in _json(r)["error"]
