@@ -67,6 +67,7 @@ class TimedLLM:
 
     def __init__(self, llm: Any) -> None:
         self.llm = llm
+        self.bound = llm  # model_identity() unwraps `.bound`, as for a RunnableBinding
         self.calls: list[dict[str, Any]] = []
 
     def invoke(self, *args: Any, **kwargs: Any) -> Any:
