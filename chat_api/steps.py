@@ -21,7 +21,7 @@ from chat_api.prompts import Prompt, load_prompt
 from chat_api.types import PipelineState, RetrievedChunk, Source, Status, Turn, Verdict
 from guardrails import input as input_guards
 from guardrails import output as output_guards
-from guardrails.definitions import input_rules, messages
+from guardrails.definitions import input_rules, messages, output_rules
 
 Emit = Callable[[str, dict[str, Any]], None]
 
@@ -427,21 +427,34 @@ class CheckAnswer:
             )
             state.stop(Status.CANNOT_ANSWER, message_for(Status.CANNOT_ANSWER, state))
             return
-        # Figures are checked against all the evidence the model was given.
-        missing = output_guards.ungrounded_figures(
-            links.markdown,
-            "\n".join(f"{c.title} {' '.join(c.heading_trail)} {c.text}" for c in chunks),
-        )
+        # Figures are checked against all the evidence the model was given; a sentence with a
+        # figure that is not there is removed, and if nothing useful is left, no answer.
+        evidence = "\n".join(f"{c.title} {' '.join(c.heading_trail)} {c.text}" for c in chunks)
+        grounded = output_guards.remove_ungrounded_sentences(links.markdown, evidence)
         state.guardrails["figures"] = Verdict(
             "figures",
-            not missing,
-            f"not in the sources: {', '.join(missing)}" if missing else "",
+            not grounded.removed,
+            f"removed {len(grounded.removed)} sentence(s); not in the sources: "
+            f"{', '.join(grounded.missing)}"
+            if grounded.removed
+            else "",
+            details={"removed": len(grounded.removed)} if grounded.removed else {},
         )
-        if missing:
+        if not output_guards.has_substance(grounded.markdown):
             state.stop(Status.CANNOT_ANSWER, message_for(Status.CANNOT_ANSWER, state))
             return
+        state.versions["output_guardrails"] = output_rules().version
+        for verdict in (
+            output_guards.check_personal_data_in_answer(grounded.markdown),
+            output_guards.check_advice_opinion(grounded.markdown),
+            output_guards.check_forbidden_terms(grounded.markdown),
+        ):
+            state.guardrails[verdict.name] = verdict
+            if not verdict.passed:
+                state.stop(Status.OUTPUT_BLOCKED, message_for(Status.OUTPUT_BLOCKED, state))
+                return
         state.sources = _group_sources(used)
-        state.stop(Status.ANSWERED, links.markdown)
+        state.stop(Status.ANSWERED, grounded.markdown)
 
 
 _WORD = re.compile(r"[a-z0-9£%.]+")

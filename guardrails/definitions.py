@@ -63,3 +63,20 @@ def input_rules() -> InputRules:
 def messages() -> tuple[dict[str, str], str]:
     data, version = _read("messages.yaml")
     return {k: " ".join(v.split()) for k, v in data["messages"].items()}, version
+
+
+@dataclass(frozen=True)
+class OutputRules:
+    version: str
+    advice_opinion: tuple[re.Pattern[str], ...]
+    forbidden_terms: tuple[str, ...]
+
+
+@cache
+def output_rules() -> OutputRules:
+    data, version = _read("output_rules.yaml")
+    return OutputRules(
+        version=version,
+        advice_opinion=_compile(data["advice_opinion_patterns"]),
+        forbidden_terms=tuple(t.lower() for t in data["forbidden_terms"]),
+    )

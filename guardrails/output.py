@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from chat_api.types import Verdict
+from guardrails.definitions import OutputRules, output_rules
 
 _MD_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*)\)")
 _BARE_URL = re.compile(r"\b(?:https?://|www\.)[^\s)\]>]+", re.IGNORECASE)
 
 # Figures worth checking: money, percentages, numbers (with decimals/commas), ordinals.
 _FIGURE = re.compile(
-    r"£\s?\d[\d,]*(?:\.\d+)?(?:\s?(?:million|billion|m|bn|k))?"
+    r"£\s?\d[\d,]*(?:\.\d+)?(?:\s?(?:million|billion|m|bn|k)\b)?"
     r"|\d[\d,]*(?:\.\d+)?\s?(?:%|per\s?cent)"
     r"|\b\d[\d,]*(?:\.\d+)?(?:st|nd|rd|th)?\b",
     re.IGNORECASE,
@@ -102,3 +105,91 @@ def ungrounded_figures(answer: str, sources_text: str) -> list[str]:
             continue
         missing.append(fig)
     return missing
+
+
+# ---------------------------------------------------------------------------- sentences
+
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z£(\[*-])")
+
+
+def answer_units(markdown: str) -> list[str]:
+    """Sentences and list items of an answer, in order (markdown kept)."""
+    units: list[str] = []
+    for line in markdown.splitlines():
+        if not line.strip():
+            continue
+        units.extend(u for u in _SENTENCE_SPLIT.split(line) if u.strip())
+    return units
+
+
+@dataclass
+class GroundedAnswer:
+    markdown: str  # the answer with unsupported sentences removed
+    removed: list[str] = field(default_factory=list)  # the sentences removed
+    missing: list[str] = field(default_factory=list)  # the figures that were not in the sources
+
+
+def remove_ungrounded_sentences(markdown: str, evidence: str) -> GroundedAnswer:
+    """Drop each sentence or list item whose figures do not all appear in the evidence."""
+    kept_lines: list[str] = []
+    removed: list[str] = []
+    missing: list[str] = []
+    for line in markdown.splitlines():
+        kept = []
+        for unit in (u for u in _SENTENCE_SPLIT.split(line) if u.strip()):
+            bad = ungrounded_figures(unit, evidence)
+            if bad:
+                removed.append(unit.strip())
+                missing.extend(f for f in bad if f not in missing)
+            else:
+                kept.append(unit)
+        if kept or not line.strip():  # keep paragraph breaks
+            kept_lines.append(" ".join(kept))
+    text = "\n".join(kept_lines).strip()
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return GroundedAnswer(text, removed, missing)
+
+
+def has_substance(markdown: str) -> bool:
+    """Whether what is left still says something (not only a lead-in like "You can:")."""
+    words = re.findall(r"[A-Za-z£0-9]+", markdown)
+    return len(words) >= 4 and not markdown.rstrip().endswith(":")
+
+
+# ---------------------------------------------------------------------------- content checks
+
+
+def check_advice_opinion(markdown: str, rules: OutputRules | None = None) -> Verdict:
+    rules = rules or output_rules()
+    for pattern in rules.advice_opinion:
+        m = pattern.search(markdown)
+        if m:
+            return Verdict(
+                "advice_opinion", False, f"advice or opinion: {m.group(0)!r}", version=rules.version
+            )
+    return Verdict("advice_opinion", True, version=rules.version)
+
+
+def check_forbidden_terms(markdown: str, rules: OutputRules | None = None) -> Verdict:
+    rules = rules or output_rules()
+    lower = markdown.lower()
+    hits = [t for t in rules.forbidden_terms if re.search(rf"\b{re.escape(t)}\b", lower)]
+    return Verdict(
+        "forbidden_terms",
+        not hits,
+        f"forbidden term(s): {', '.join(hits)}" if hits else "",
+        version=rules.version,
+    )
+
+
+def check_personal_data_in_answer(markdown: str) -> Verdict:
+    """Answers quote GOV.UK, which holds no one's personal details: any found is a leak."""
+    from guardrails.input import redact_personal_data
+
+    found = redact_personal_data(markdown)
+    return Verdict(
+        "answer_personal_data",
+        not found.kinds,
+        f"contains: {', '.join(found.kinds)}" if found.kinds else "",
+        version=found.verdict.version,
+    )
