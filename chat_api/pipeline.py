@@ -70,8 +70,7 @@ class AnswerPipeline:
         self._deadline = started + self.answer_timeout if self.answer_timeout else None
         for step in self.steps:
             if getattr(step, "always", False):
-                if not state.stopped:  # every turn ends with a status before it is stored
-                    state.stop(Status.CANNOT_ANSWER, s.message_for(Status.CANNOT_ANSWER, state))
+                self._finish(state)
             elif state.stopped:
                 continue
             t0 = time.perf_counter()
@@ -92,10 +91,24 @@ class AnswerPipeline:
                 self._fail(state, status, step.name, exc)
             finally:
                 state.timings_ms[step.name] = round((time.perf_counter() - t0) * 1000, 1)
-        if not state.stopped:
-            state.stop(Status.CANNOT_ANSWER, s.message_for(Status.CANNOT_ANSWER, state))
+        self._finish(state)
         state.timings_ms["total"] = round((time.monotonic() - started) * 1000, 1)
         return state
+
+    @staticmethod
+    def privacy_notice(state: PipelineState) -> str:
+        if not state.redactions:
+            return ""
+        kinds = ", ".join(state.redactions)
+        return f"For your privacy, I removed personal details ({kinds}) from your question."
+
+    def _finish(self, state: PipelineState) -> None:
+        """Every turn ends with a status (and the privacy notice) before it is stored."""
+        if not state.stopped:
+            state.stop(Status.CANNOT_ANSWER, s.message_for(Status.CANNOT_ANSWER, state))
+        notice = self.privacy_notice(state)
+        if notice and not state.message.startswith(notice):
+            state.message = f"{notice}\n\n{state.message}"
 
     @staticmethod
     def _fail(state: PipelineState, status: Status, step: str, exc: BaseException) -> None:

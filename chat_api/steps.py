@@ -65,10 +65,21 @@ class ValidateQuestion:
 
 
 class RedactPersonalData:
+    """Replace personal data by its kind before anything is stored, logged, searched or sent.
+
+    `detector` (guardrails.pii.PersonalDataDetector: Presidio + UK recognizers) when given;
+    otherwise the always-available pattern rules."""
+
     name = "redact"
 
+    def __init__(self, detector: Any | None = None):
+        self.detector = detector
+
     def run(self, state: PipelineState, emit: Emit) -> None:
-        result = input_guards.redact_personal_data(state.question.text)
+        text = state.question.text
+        result = (
+            self.detector.redact(text) if self.detector else input_guards.redact_personal_data(text)
+        )
         state.redacted_question = result.text
         state.redactions = result.kinds
         state.guardrails["personal_data"] = result.verdict
@@ -77,10 +88,16 @@ class RedactPersonalData:
 
 
 class CheckJailbreak:
+    """Rules, then (when given) the layered detector: normalisation + rules + classifier."""
+
     name = "jailbreak"
 
+    def __init__(self, detector: Any | None = None):
+        self.detector = detector
+
     def run(self, state: PipelineState, emit: Emit) -> None:
-        verdict = input_guards.check_injection(state.redacted_question)
+        text = state.redacted_question
+        verdict = self.detector.check(text) if self.detector else input_guards.check_injection(text)
         state.guardrails["jailbreak"] = verdict
         if not verdict.passed:
             state.route = "jailbreak"
@@ -116,16 +133,40 @@ class CondenseQuestion:
         state.condensed_question = condensed or state.redacted_question
 
 
+_ROUTE_STATUS = {
+    "greeting": Status.GREETING,
+    "acknowledgement": Status.ACKNOWLEDGEMENT,
+    "off_topic": Status.OFF_TOPIC,
+    "harmful": Status.HARMFUL,
+    "advice_opinion": Status.ADVICE_OPINION,
+    "non_english": Status.NON_ENGLISH,
+    "crisis": Status.CRISIS,
+    "needs_account": Status.NEEDS_ACCOUNT,
+    "unclear": Status.UNCLEAR,
+}
+
+
 class RouteQuestion:
-    """Decide whether to search and answer. The guardrails issue adds classifiers here."""
+    """Decide whether to search and answer: a genuine question, or a canned reply.
+
+    `router` (guardrails.router.QuestionRouter) when given; otherwise greeting/thanks rules."""
 
     name = "route"
 
+    def __init__(self, router: Any | None = None):
+        self.router = router
+
     def run(self, state: PipelineState, emit: Emit) -> None:
-        social = input_guards.social_route(state.redacted_question)
-        if social:
-            state.route = social
-            state.stop(Status(social), message_for(social))
+        text = state.condensed_question or state.redacted_question
+        if self.router is not None:
+            decision = self.router.route(text)
+            route, verdict = decision.route, decision.verdict
+            state.guardrails["route"] = verdict
+        else:
+            route = input_guards.social_route(text) or "answer"
+        if route in _ROUTE_STATUS:
+            state.route = route
+            state.stop(_ROUTE_STATUS[route], message_for(_ROUTE_STATUS[route], state))
 
 
 # ---------------------------------------------------------------------------- retrieval

@@ -124,6 +124,9 @@ def test_personal_data_is_redacted_before_search_llm_and_storage():
         assert "07700" not in text
     assert state.redactions == ["email address", "National Insurance number", "phone number"]
     assert state.route == "pii" and state.status == Status.ANSWERED
+    # The user is told what kind of detail was removed (and the notice is stored with it).
+    assert state.message.startswith("For your privacy, I removed personal details (email address")
+    assert stored[0].message == state.message
 
 
 def test_injection_is_stopped_before_any_search_or_llm_call():
