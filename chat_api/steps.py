@@ -175,10 +175,22 @@ class RouteQuestion:
 class RetrieveSections:
     name = "retrieve"
 
-    def __init__(self, retriever: Any, k: int = 5, min_dense_score: float = 0.4):
+    def __init__(
+        self,
+        retriever: Any,
+        k: int = 5,
+        min_dense_score: float = 0.4,
+        injection_detector: Any | None = None,
+    ):
         self.retriever = retriever
         self.k = k
         self.min_dense_score = min_dense_score
+        self.injection_detector = injection_detector
+
+    def _injected(self, text: str) -> Verdict:
+        if self.injection_detector is not None:
+            return self.injection_detector.check_retrieved(text)
+        return input_guards.check_injection(text)
 
     def run(self, state: PipelineState, emit: Emit) -> None:
         try:
@@ -193,6 +205,16 @@ class RetrieveSections:
         relevant = [
             c for c in state.retrieved if (c.stages.get("dense") or 0.0) >= self.min_dense_score
         ]
+        # Indirect prompt injection: page text that tries to instruct the model never reaches it.
+        flagged = {c.chunk_id: v for c in relevant if not (v := self._injected(c.text)).passed}
+        if flagged:
+            state.guardrails["indirect_injection"] = Verdict(
+                "indirect_injection",
+                False,
+                f"dropped {len(flagged)} retrieved section(s)",
+                details={"chunks": {cid: v.reason for cid, v in flagged.items()}},
+            )
+            relevant = [c for c in relevant if c.chunk_id not in flagged]
         if not relevant:
             state.stop(Status.CANNOT_ANSWER, message_for(Status.CANNOT_ANSWER, state))
             return
