@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -122,6 +123,38 @@ class AnswerPipeline:
         state.stop(status, s.message_for(status, state))
 
 
+@dataclass
+class Guards:
+    """The layered guardrails (built once per process; None = the simple rules only)."""
+
+    personal_data: Any | None = None  # guardrails.pii.PersonalDataDetector
+    jailbreak: Any | None = None  # guardrails.jailbreak.JailbreakDetector
+    router: Any | None = None  # guardrails.router.QuestionRouter
+
+
+def build_guards(embedder: Any) -> Guards:
+    """The full offline guardrails, sharing the retriever's embedding model."""
+    from guardrails.jailbreak import JailbreakDetector
+    from guardrails.pii import personal_data_detector
+    from guardrails.router import QuestionRouter
+
+    return Guards(
+        personal_data=personal_data_detector(),
+        jailbreak=JailbreakDetector(embedder=embedder),
+        router=QuestionRouter(embedder=embedder),
+    )
+
+
+def warm_up_guards(guards: Guards) -> None:
+    """Load models and train the small classifiers now, not on a user's first question."""
+    if guards.personal_data is not None:
+        guards.personal_data.load()
+    if guards.router is not None:
+        guards.router.warm_up()
+    if guards.jailbreak is not None:
+        guards.jailbreak.check("How much is Statutory Sick Pay?")
+
+
 def build_pipeline(
     settings: Any,
     *,
@@ -129,16 +162,21 @@ def build_pipeline(
     llm: BaseChatModel,
     recorder: Callable[[PipelineState], None] | None = None,
     response_format: dict[str, Any] | None = None,
+    guards: Guards | None = None,
 ) -> AnswerPipeline:
+    guards = guards or Guards()
     pipeline = AnswerPipeline([], answer_timeout=settings.answer_timeout)
     steps: list[Any] = [
         s.ValidateQuestion(),
-        s.RedactPersonalData(),
-        s.CheckJailbreak(),
+        s.RedactPersonalData(guards.personal_data),
+        s.CheckJailbreak(guards.jailbreak),
         s.CondenseQuestion(llm),
-        s.RouteQuestion(),
+        s.RouteQuestion(guards.router),
         s.RetrieveSections(
-            retriever, k=settings.retrieval_k, min_dense_score=settings.answer_min_dense_score
+            retriever,
+            k=settings.retrieval_k,
+            min_dense_score=settings.answer_min_dense_score,
+            injection_detector=guards.jailbreak,
         ),
         s.SelectEvidence(
             getattr(retriever, "embedder", None), max_chunks=settings.answer_max_chunks

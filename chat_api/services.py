@@ -25,6 +25,7 @@ class Services:
     retriever: Any  # retrieval.search.HybridRetriever (or a test double)
     llm: BaseChatModel
     response_format: dict[str, Any] | None = None
+    guards: Any = None  # chat_api.pipeline.Guards; None = the simple rules only
     store: Any = None  # retrieval.store.ChunkStore, for readiness checks
     closers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -35,6 +36,7 @@ class Services:
             llm=self.llm,
             recorder=recorder,
             response_format=self.response_format,
+            guards=self.guards,
         )
 
     def close(self) -> None:
@@ -48,6 +50,7 @@ class Services:
 def build_services(settings: Settings) -> Services:
     """The real components: database (migrated), Qdrant, embedding model, LLM."""
     from chat_api.llm import build_chat_model, json_schema_format
+    from chat_api.pipeline import build_guards, warm_up_guards
     from chat_api.repository import Repository
     from chat_api.steps import ANSWER_SCHEMA
     from govchat.db import init_db, make_engine
@@ -56,13 +59,17 @@ def build_services(settings: Settings) -> Services:
     engine = make_engine(settings)
     sessions = init_db(engine)
     store = open_store(settings)
+    retriever = build_retriever(settings, store)
+    guards = build_guards(retriever.embedder)
+    warm_up_guards(guards)
     services = Services(
         settings=settings,
         sessions=sessions,
         repository=Repository(sessions),
-        retriever=build_retriever(settings, store),
+        retriever=retriever,
         llm=build_chat_model(settings),
         response_format=json_schema_format("govuk_answer", ANSWER_SCHEMA),
+        guards=guards,
         store=store,
     )
     services.closers += [engine.dispose, store.client.close]

@@ -160,10 +160,13 @@ class RouteQuestion:
         text = state.condensed_question or state.redacted_question
         if self.router is not None:
             decision = self.router.route(text)
-            route, verdict = decision.route, decision.verdict
-            state.guardrails["route"] = verdict
-        else:
-            route = input_guards.social_route(text) or "answer"
+            route = decision.route
+            state.guardrails["route"] = decision.verdict
+            if route in _ROUTE_STATUS:
+                state.route = route
+                state.stop(_ROUTE_STATUS[route], self.router.message(decision, keywords=text))
+            return
+        route = input_guards.social_route(text) or "answer"
         if route in _ROUTE_STATUS:
             state.route = route
             state.stop(_ROUTE_STATUS[route], message_for(_ROUTE_STATUS[route], state))

@@ -1,0 +1,455 @@
+"""Question routing: decide whether a question is searched and answered, or gets a canned reply.
+
+Layers (definitions and thresholds in ``definitions/routes.yaml``, versioned):
+
+1. rules: input with no words (unclear), crisis phrasing (searched anywhere), whole-message
+   greetings and acknowledgements (also ``input_rules.yaml``'s), questions about the user's own
+   records (needs_account);
+2. language identification (py3langid, model inside the wheel): non_english only with enough
+   letters and words and a confident non-English top language (or mostly non-Latin script);
+   Welsh gets a reply pointing to GOV.UK's Welsh content;
+3. a logistic regression over all-MiniLM-L6-v2 embeddings of the example sentences, trained at
+   first use and cached per process (and on disk when ``cache_dir`` is given). A refusal route
+   wins only when it is confident and clearly ahead of "answer"; crisis wins on any lead, or
+   when the nearest example is a crisis example.
+
+Usage::
+
+    router = QuestionRouter(embedder=retriever.embedder)  # nothing is loaded yet
+    decision = router.route("How much is Statutory Sick Pay?")
+    decision.route  # "answer"
+    router.message(decision)  # canned reply for non-answer routes
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+import unicodedata
+import urllib.parse
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from chat_api.types import Verdict
+from guardrails.definitions import DEFINITIONS_DIR, input_rules
+
+ROUTES = (
+    "answer",
+    "greeting",
+    "acknowledgement",
+    "off_topic",
+    "harmful",
+    "advice_opinion",
+    "non_english",
+    "crisis",
+    "needs_account",
+    "unclear",
+)
+REFUSALS = tuple(r for r in ROUTES if r != "answer")
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+
+
+# ---------------------------------------------------------------------------- definitions
+
+
+def _read(name: str) -> tuple[dict[str, Any], str]:
+    raw = (DEFINITIONS_DIR / name).read_bytes()
+    data = yaml.safe_load(raw)
+    return data, f"{data['version']}+{hashlib.sha256(raw).hexdigest()[:8]}"
+
+
+def _compile(patterns: list[str]) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(p, re.IGNORECASE) for p in patterns)
+
+
+@dataclass(frozen=True)
+class LanguageSettings:
+    min_letters: int
+    min_words: int
+    min_confidence: float
+    long_letters: int
+    long_min_confidence: float
+    max_english: float
+    non_latin_min_share: float
+    english_like: frozenset[str]
+    welsh: str
+
+
+@dataclass(frozen=True)
+class RouteDefinitions:
+    version: str
+    min_probability: dict[str, float]
+    margin_over_answer: dict[str, float]
+    C: float
+    crisis_nearest_similarity: float
+    language: LanguageSettings
+    rules: dict[str, tuple[re.Pattern[str], ...]]
+    examples: dict[str, tuple[str, ...]]
+    non_english_examples: tuple[str, ...]
+
+    def margin(self, route: str) -> float:
+        return self.margin_over_answer.get(route, self.margin_over_answer.get("default", 0.25))
+
+
+@cache
+def route_definitions() -> RouteDefinitions:
+    data, version = _read("routes.yaml")
+    th = data["thresholds"]
+    lang = data["language"]
+    examples = {k: tuple(str(s) for s in v) for k, v in data["examples"].items()}
+    unknown = set(examples) - set(ROUTES)
+    if unknown:
+        raise ValueError(f"routes.yaml: unknown routes {sorted(unknown)}")
+    return RouteDefinitions(
+        version=version,
+        min_probability={k: float(v) for k, v in th["min_probability"].items()},
+        margin_over_answer={k: float(v) for k, v in th["margin_over_answer"].items()},
+        C=float(th.get("C", 1.0)),
+        crisis_nearest_similarity=float(th.get("crisis_nearest_similarity", 1.01)),
+        language=LanguageSettings(
+            min_letters=int(lang["min_letters"]),
+            min_words=int(lang["min_words"]),
+            min_confidence=float(lang["min_confidence"]),
+            long_letters=int(lang.get("long_letters", 10**9)),
+            long_min_confidence=float(lang.get("long_min_confidence", 1.0)),
+            max_english=float(lang["max_english"]),
+            non_latin_min_share=float(lang["non_latin_min_share"]),
+            english_like=frozenset(lang["english_like"]),
+            welsh=str(lang["welsh"]),
+        ),
+        rules={k: _compile(v) for k, v in data["rules"].items()},
+        examples=examples,
+        non_english_examples=tuple(str(s) for s in data.get("non_english_examples", [])),
+    )
+
+
+@cache
+def route_messages() -> tuple[dict[str, str], str]:
+    """Canned replies per route (``route_messages.yaml``) and that file's version."""
+    data, version = _read("route_messages.yaml")
+    return {k: " ".join(v.split()) for k, v in data["messages"].items()}, version
+
+
+# ---------------------------------------------------------------------------- decisions
+
+
+@dataclass
+class RouteDecision:
+    route: str
+    verdict: Verdict
+    message_key: str = ""  # key in route_messages() (e.g. "non_english_welsh"); "" = route
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def answer(self) -> bool:
+        return self.route == "answer"
+
+
+# ---------------------------------------------------------------------------- language ID
+
+
+@dataclass
+class LanguageGuess:
+    language: str
+    confidence: float
+    english: float
+    non_latin_share: float
+    letters: int
+    words: int
+
+
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def _script_stats(text: str) -> tuple[int, float]:
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return 0, 0.0
+    non_latin = sum(1 for c in letters if not unicodedata.name(c, "").startswith("LATIN"))
+    return len(letters), non_latin / len(letters)
+
+
+class LanguageIdentifier:
+    """py3langid with normalised probabilities; the model (inside the wheel) loads on first use."""
+
+    def __init__(self) -> None:
+        self._ident: Any = None
+        self._lock = threading.Lock()
+
+    def _model(self) -> Any:
+        if self._ident is None:
+            with self._lock:
+                if self._ident is None:
+                    from py3langid.langid import MODEL_FILE
+                    from py3langid.langid import LanguageIdentifier as _Ident
+
+                    self._ident = _Ident.from_model_file(MODEL_FILE, norm_probs=True)
+        return self._ident
+
+    def guess(self, text: str, english_like: frozenset[str]) -> LanguageGuess:
+        letters, share = _script_stats(text)
+        ranked = self._model().rank(text)
+        top, conf = ranked[0]
+        english = sum(p for lang, p in ranked if lang in english_like)
+        return LanguageGuess(
+            str(top), float(conf), float(english), share, letters, len(_WORD.findall(text))
+        )
+
+
+# ---------------------------------------------------------------------------- classifier
+
+
+@dataclass
+class _Model:
+    classes: list[str]
+    clf: Any  # sklearn LogisticRegression
+    example_vectors: np.ndarray
+    example_labels: np.ndarray
+
+
+_MODELS: dict[tuple[str, str], _Model] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _train(
+    defs: RouteDefinitions, embedder: Any, cache_dir: Path | None, embedder_name: str
+) -> _Model:
+    from sklearn.linear_model import LogisticRegression
+
+    texts: list[str] = []
+    labels: list[str] = []
+    for route, sentences in defs.examples.items():
+        texts.extend(sentences)
+        labels.extend([route] * len(sentences))
+    key = hashlib.sha256(("\x00".join([embedder_name, *texts])).encode("utf-8")).hexdigest()[:16]
+    vectors = None
+    path = cache_dir / f"router-examples-{key}.npy" if cache_dir else None
+    if path and path.exists():
+        cached = np.load(path)
+        if cached.shape[0] == len(texts):
+            vectors = cached
+    if vectors is None:
+        vectors = np.asarray(embedder.embed(texts), dtype=np.float32)
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, vectors)
+            tmp.replace(path)
+    y = np.array(labels)
+    clf = LogisticRegression(C=defs.C, max_iter=2000, class_weight="balanced")
+    clf.fit(vectors, y)
+    return _Model([str(c) for c in clf.classes_], clf, vectors, y)
+
+
+# ---------------------------------------------------------------------------- router
+
+
+class QuestionRouter:
+    """Routes a (redacted) question. Nothing is loaded until the first question that needs it."""
+
+    name = "route"
+
+    def __init__(
+        self,
+        embedder: Any | None = None,
+        *,
+        embedder_name: str | None = None,
+        definitions: RouteDefinitions | None = None,
+        cache_dir: Path | str | None = None,
+        language_id: bool = True,
+    ) -> None:
+        self._embedder = embedder
+        self._embedder_name = embedder_name or getattr(embedder, "name", None) or DEFAULT_EMBEDDER
+        self.definitions = definitions or route_definitions()
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self._language = LanguageIdentifier() if language_id else None
+        self._lock = threading.Lock()
+
+    # -- lazily loaded parts
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            with self._lock:
+                if self._embedder is None:
+                    from retrieval.embeddings import load_embedder
+
+                    self._embedder = load_embedder(self._embedder_name)
+        return self._embedder
+
+    def _model(self) -> _Model:
+        key = (f"{self._embedder_name}@{id(self.embedder)}", self.definitions.version)
+        model = _MODELS.get(key)
+        if model is None:
+            with _MODELS_LOCK:
+                model = _MODELS.get(key)
+                if model is None:
+                    model = _train(
+                        self.definitions, self.embedder, self.cache_dir, self._embedder_name
+                    )
+                    _MODELS[key] = model
+        return model
+
+    def warm_up(self) -> None:
+        """Load the embedder, train the classifier and load the language model now."""
+        self._model()
+        if self._language:
+            self._language.guess("warm up", self.definitions.language.english_like)
+
+    # -- routing
+
+    def _decision(
+        self, route: str, layer: str, reason: str, confidence: float = 1.0, **details: Any
+    ) -> RouteDecision:
+        verdict = Verdict(
+            "route",
+            passed=route == "answer",
+            reason=f"{layer}: {reason}" if reason else layer,
+            confidence=float(confidence),
+            version=self.definitions.version,
+            details={"route": route, "layer": layer, **details},
+        )
+        return RouteDecision(route, verdict, message_key=details.get("message_key", ""))
+
+    def _rules(self, text: str) -> RouteDecision | None:
+        rules = self.definitions.rules
+        stripped = text.strip()
+        if not any(c.isalpha() for c in stripped):
+            return self._decision("unclear", "rule", "no words")
+        for pattern in rules.get("crisis", ()):
+            m = pattern.search(stripped)
+            if m:
+                return self._decision("crisis", "rule", f"matched {m.group(0)!r}")
+        for pattern in rules.get("harmful", ()):
+            m = pattern.search(stripped)
+            if m:
+                return self._decision("harmful", "rule", f"matched {m.group(0)!r}")
+        base = input_rules()
+        for route in ("greeting", "acknowledgement"):
+            patterns = (*getattr(base, route), *rules.get(route, ()))
+            if any(p.match(stripped) for p in patterns):
+                return self._decision(route, "rule", "whole message")
+        if any(p.match(stripped) for p in rules.get("unclear", ())):
+            return self._decision("unclear", "rule", "whole message")
+        for pattern in rules.get("needs_account", ()):
+            m = pattern.search(stripped)
+            if m:
+                return self._decision("needs_account", "rule", f"matched {m.group(0)!r}")
+        return None
+
+    def _language_route(self, text: str) -> RouteDecision | None:
+        if self._language is None:
+            return None
+        s = self.definitions.language
+        g = self._language.guess(text, s.english_like)
+        details = {"language": g.language, "language_confidence": round(g.confidence, 4)}
+        if g.letters >= 3 and g.non_latin_share >= s.non_latin_min_share:
+            return self._decision(
+                "non_english",
+                "language",
+                f"{g.non_latin_share:.0%} non-Latin letters ({g.language})",
+                g.confidence,
+                **details,
+            )
+        if (
+            g.letters >= s.min_letters
+            and g.words >= s.min_words
+            and g.language not in s.english_like
+            and (
+                g.confidence >= s.min_confidence
+                or (g.letters >= s.long_letters and g.confidence >= s.long_min_confidence)
+            )
+            and g.english <= s.max_english
+        ):
+            key = "non_english_welsh" if g.language == s.welsh else ""
+            return self._decision(
+                "non_english",
+                "language",
+                f"{g.language} p={g.confidence:.2f}",
+                g.confidence,
+                message_key=key,
+                **details,
+            )
+        return None
+
+    def _classify(self, text: str) -> RouteDecision:
+        defs = self.definitions
+        model = self._model()
+        vec = np.asarray(self.embedder.embed([text]), dtype=np.float32)
+        probs = dict(zip(model.classes, model.clf.predict_proba(vec)[0].tolist(), strict=True))
+        sims = model.example_vectors @ vec[0]
+        nearest = int(np.argmax(sims))
+        nn_label, nn_sim = str(model.example_labels[nearest]), float(sims[nearest])
+        top = sorted(probs.items(), key=lambda kv: -kv[1])[:3]
+        details = {
+            "probabilities": {k: round(v, 4) for k, v in top},
+            "nearest": {"route": nn_label, "similarity": round(nn_sim, 4)},
+        }
+        p_answer = probs.get("answer", 0.0)
+        p_crisis = probs.get("crisis", 0.0)
+        if p_crisis >= defs.min_probability.get("crisis", 0.3) and (
+            p_crisis - p_answer >= defs.margin("crisis")
+        ):
+            return self._decision("crisis", "classifier", f"p={p_crisis:.2f}", p_crisis, **details)
+        if nn_label == "crisis" and nn_sim >= defs.crisis_nearest_similarity:
+            return self._decision(
+                "crisis", "classifier", f"nearest example {nn_sim:.2f}", nn_sim, **details
+            )
+        route, p = max(
+            ((r, v) for r, v in probs.items() if r not in ("answer", "crisis")),
+            key=lambda kv: kv[1],
+            default=("answer", 0.0),
+        )
+        if p >= defs.min_probability.get(route, 1.01) and p - p_answer >= defs.margin(route):
+            return self._decision(route, "classifier", f"p={p:.2f}", p, **details)
+        return self._decision("answer", "classifier", f"p={p_answer:.2f}", p_answer, **details)
+
+    def route(self, text: str) -> RouteDecision:
+        t0 = time.perf_counter()
+        decision = self._rules(text)
+        t1 = time.perf_counter()
+        if decision is None:
+            decision = self._language_route(text)
+        t2 = time.perf_counter()
+        if decision is None:
+            decision = self._classify(text)
+        t3 = time.perf_counter()
+        decision.timings_ms = {
+            "rules": round((t1 - t0) * 1000, 3),
+            "language": round((t2 - t1) * 1000, 3),
+            "classifier": round((t3 - t2) * 1000, 3),
+        }
+        return decision
+
+    __call__ = route
+
+    # -- replies
+
+    def message(self, decision: RouteDecision | str, keywords: str = "") -> str:
+        """The canned reply for a route (or a decision, which may pick a variant)."""
+        texts, _ = route_messages()
+        if isinstance(decision, RouteDecision):
+            key = decision.message_key or decision.route
+        else:
+            key = decision
+        template = texts.get(key) or texts.get(key.split("_welsh")[0], "")
+        return template.format(keywords=urllib.parse.quote_plus(keywords[:200]))
+
+
+__all__ = [
+    "REFUSALS",
+    "ROUTES",
+    "LanguageIdentifier",
+    "QuestionRouter",
+    "RouteDecision",
+    "RouteDefinitions",
+    "route_definitions",
+    "route_messages",
+]
