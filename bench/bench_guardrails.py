@@ -1,0 +1,116 @@
+"""Benchmark: the whole input side of the pipeline (validate, redact, jailbreak, route) on the
+guardrails dataset, as the pipeline decides routes.
+
+    .venv/bin/python bench/bench_guardrails.py [--dataset ../shared/eval/guardrails.jsonl]
+
+The predicted route is what a turn records: the route of the check that stopped it (jailbreak or
+a canned-reply route), else "pii" when personal data was redacted (the question is still
+answered; DESIGN §6), else "answer". Prints per-route precision, recall,
+F1 and F2, the confusion matrix, the false-refusal rate on genuine questions and the p50/p95
+latency of the whole input side (no LLM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_DATASET = ROOT.parent / "shared" / "eval" / "guardrails.jsonl"
+REFUSALS = {
+    "jailbreak",
+    "off_topic",
+    "harmful",
+    "advice_opinion",
+    "non_english",
+    "crisis",
+    "needs_account",
+    "unclear",
+    "greeting",
+    "acknowledgement",
+}
+
+
+def predict(state) -> str:
+    # The route the turn records: a refusal route when a check stopped it, else "pii" when
+    # personal data was redacted (the question is still answered), else "answer".
+    return state.route
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    args = ap.parse_args()
+
+    from chat_api import steps as s
+    from chat_api.pipeline import AnswerPipeline, build_guards, warm_up_guards
+    from chat_api.types import Question
+    from retrieval.embeddings import load_embedder
+
+    rows = [json.loads(line) for line in args.dataset.read_text().splitlines() if line.strip()]
+    guards = build_guards(load_embedder("all-MiniLM-L6-v2"))
+    t0 = time.perf_counter()
+    warm_up_guards(guards)
+    warm = time.perf_counter() - t0
+    pipeline = AnswerPipeline(
+        [
+            s.ValidateQuestion(),
+            s.RedactPersonalData(guards.personal_data),
+            s.CheckJailbreak(guards.jailbreak),
+            s.CondenseQuestion(llm=None),
+            s.RouteQuestion(guards.router),
+        ]
+    )
+    confusion: dict[str, Counter[str]] = defaultdict(Counter)
+    times, misses = [], []
+    pii_found = pii_total = pii_false = genuine_total = 0
+    for row in rows:
+        t = time.perf_counter()
+        state = pipeline.run(Question(row["question"]))
+        times.append((time.perf_counter() - t) * 1000)
+        got = predict(state)
+        if row["expected_route"] == "pii":
+            pii_total += 1
+            pii_found += bool(state.redactions)
+        elif row["expected_route"] == "answer":
+            genuine_total += 1
+            pii_false += bool(state.redactions)
+        confusion[row["expected_route"]][got] += 1
+        if got != row["expected_route"]:
+            misses.append((row["id"], row["expected_route"], got))
+    labels = sorted(set(confusion) | {p for c in confusion.values() for p in c})
+    print(f"{len(rows)} cases; guards warm-up {warm:.1f} s")
+    print(f"{'route':<16}{'n':>4}{'prec':>7}{'recall':>8}{'F1':>7}{'F2':>7}")
+    for label in labels:
+        tp = confusion[label][label]
+        n = sum(confusion[label].values())
+        predicted = sum(c[label] for c in confusion.values())
+        p = tp / predicted if predicted else 0.0
+        r = tp / n if n else 0.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        f2 = 5 * p * r / (4 * p + r) if p + r else 0.0
+        print(f"{label:<16}{n:>4}{p:>7.2f}{r:>8.2f}{f1:>7.2f}{f2:>7.2f}")
+    genuine = confusion.get("answer", Counter())
+    refused = sum(v for k, v in genuine.items() if k in REFUSALS)
+    print(f"false refusals on genuine questions: {refused}/{sum(genuine.values())}")
+    print(
+        f"personal data redacted: {pii_found}/{pii_total} pii cases; "
+        f"{pii_false}/{genuine_total} genuine questions redacted"
+    )
+    print("confusion (expected -> predicted counts):")
+    for label in labels:
+        print(f"  {label:<16}" + ", ".join(f"{k} {v}" for k, v in confusion[label].most_common()))
+    print("misses:", misses)
+    q = statistics.quantiles(times, n=20)
+    print(f"input side latency: p50 {statistics.median(times):.1f} ms, p95 {q[18]:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
