@@ -132,15 +132,19 @@ class Guards:
     router: Any | None = None  # guardrails.router.QuestionRouter
 
 
-def build_guards(embedder: Any) -> Guards:
-    """The full offline guardrails, sharing the retriever's embedding model."""
+def build_guards(embedder: Any, judge: BaseChatModel | None = None) -> Guards:
+    """The full offline guardrails, sharing the retriever's embedding model; `judge` (a capable
+    server LLM) adds an LLM jailbreak check on top."""
     from guardrails.jailbreak import JailbreakDetector
+    from guardrails.llm_checks import LLMJailbreakCheck
     from guardrails.pii import personal_data_detector
     from guardrails.router import QuestionRouter
 
     return Guards(
         personal_data=personal_data_detector(),
-        jailbreak=JailbreakDetector(embedder=embedder),
+        jailbreak=JailbreakDetector(
+            embedder=embedder, llm_check=LLMJailbreakCheck(judge) if judge else None
+        ),
         router=QuestionRouter(embedder=embedder),
     )
 

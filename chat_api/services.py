@@ -60,14 +60,16 @@ def build_services(settings: Settings) -> Services:
     sessions = init_db(engine)
     store = open_store(settings)
     retriever = build_retriever(settings, store)
-    guards = build_guards(retriever.embedder)
+    llm = build_chat_model(settings)
+    # The local models are not reliable judges: the LLM check runs only with a server LLM.
+    guards = build_guards(retriever.embedder, judge=llm if settings.llm_base_url else None)
     warm_up_guards(guards)
     services = Services(
         settings=settings,
         sessions=sessions,
         repository=Repository(sessions),
         retriever=retriever,
-        llm=build_chat_model(settings),
+        llm=llm,
         response_format=json_schema_format("govuk_answer", ANSWER_SCHEMA),
         guards=guards,
         store=store,
