@@ -24,18 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DEFAULT_DATASET = ROOT.parent / "shared" / "eval" / "guardrails.jsonl"
-REFUSALS = {
-    "jailbreak",
-    "off_topic",
-    "harmful",
-    "advice_opinion",
-    "non_english",
-    "crisis",
-    "needs_account",
-    "unclear",
-    "greeting",
-    "acknowledgement",
-}
+
+
+def refusal_routes() -> set[str]:
+    from guardrails.router import REFUSALS
+
+    return {"jailbreak", *REFUSALS}
 
 
 def predict(state) -> str:
@@ -98,7 +92,7 @@ def main() -> None:
         f2 = 5 * p * r / (4 * p + r) if p + r else 0.0
         print(f"{label:<16}{n:>4}{p:>7.2f}{r:>8.2f}{f1:>7.2f}{f2:>7.2f}")
     genuine = confusion.get("answer", Counter())
-    refused = sum(v for k, v in genuine.items() if k in REFUSALS)
+    refused = sum(v for k, v in genuine.items() if k in refusal_routes())
     print(f"false refusals on genuine questions: {refused}/{sum(genuine.values())}")
     print(
         f"personal data redacted: {pii_found}/{pii_total} pii cases; "
