@@ -164,7 +164,9 @@ class RouteQuestion:
             state.guardrails["route"] = decision.verdict
             if route in _ROUTE_STATUS:
                 state.route = route
-                state.stop(_ROUTE_STATUS[route], self.router.message(decision, keywords=text))
+                status = _ROUTE_STATUS[route]
+                reply = self.router.message(decision, keywords=text) or message_for(status, state)
+                state.stop(status, reply)
             return
         route = input_guards.social_route(text) or "answer"
         if route in _ROUTE_STATUS:

@@ -287,3 +287,19 @@ def test_retrieved_text_that_tries_to_instruct_the_model_never_reaches_it():
     assert "bank details" not in llm.prompts[0]
     assert not state.guardrails["indirect_injection"].passed
     assert state.status == Status.ANSWERED
+
+
+def test_a_router_route_without_its_own_reply_uses_the_standard_message():
+    class Router:
+        def route(self, text):
+            from types import SimpleNamespace
+
+            return SimpleNamespace(route="greeting", verdict=s.Verdict("route", False, "greeting"))
+
+        def message(self, decision, keywords=""):
+            return ""
+
+    state = PipelineState(Question("Hello"))
+    state.redacted_question = "Hello"
+    s.RouteQuestion(Router()).run(state, lambda e, d: None)
+    assert state.status == Status.GREETING and state.message.startswith("Hello. Ask me")
