@@ -103,6 +103,28 @@ def _llm_figures(rec: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def _run_questions(
+    one: Any, warmup: dict[str, Any], questions: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The warm-up question (timed, not counted), then each question; rows printed as they come."""
+    t0 = time.perf_counter()
+    warm = one(warmup["question"])
+    warm["wall_s"] = time.perf_counter() - t0
+    rows = []
+    load_before = _load()
+    for q in questions:
+        row = one(q["question"])
+        row["id"] = q.get("id")
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    return {
+        "warmup": warm,
+        "rows": rows,
+        "load_avg": [load_before, _load()],
+        "peak_rss_mb": _peak_mb(),
+    }
+
+
 def _load_llm(settings: Any) -> tuple[Any, dict[str, float]]:
     from chat_api.llm import build_chat_model, ensure_gguf
 
@@ -169,26 +191,14 @@ def phase_answers(data_dir: str, profile: str, n: int) -> dict[str, Any]:
             row["tokens_per_s"] = row["compose_output_tokens"] / (rec["end"] - rec["first"])
         return row
 
-    t0 = time.perf_counter()
-    warm = one(warmup["question"])
-    warm["wall_s"] = time.perf_counter() - t0
-    rows = []
-    load_before = _load()
-    for q in questions:
-        row = one(q["question"])
-        row["id"] = q.get("id")
-        rows.append(row)
-        print(json.dumps(row), file=sys.stderr, flush=True)
+    result = _run_questions(one, warmup, questions)
     store.client.close()
     return {
         "run": f"govchat {profile}",
         "profile": profile,
         "model": getattr(llm, "model_name", "?"),
         "setup": setup,
-        "warmup": warm,
-        "rows": rows,
-        "load_avg": [load_before, _load()],
-        "peak_rss_mb": _peak_mb(),
+        **result,
     }
 
 
@@ -240,26 +250,14 @@ def phase_baseline(data_dir: str, n: int) -> dict[str, Any]:
                 **_llm_figures(rec),
             }
 
-        t0 = time.perf_counter()
-        warm = one(warmup["question"])
-        warm["wall_s"] = time.perf_counter() - t0
-        rows = []
-        load_before = _load()
-        for q in questions:
-            row = one(q["question"])
-            row["id"] = q.get("id")
-            rows.append(row)
-            print(json.dumps(row), file=sys.stderr, flush=True)
+        result = _run_questions(one, warmup, questions)
         client.close()
     return {
         "run": "tutorial baseline default",
         "profile": "default",
         "model": getattr(llm, "model_name", "?"),
         "setup": setup,
-        "warmup": warm,
-        "rows": rows,
-        "load_avg": [load_before, _load()],
-        "peak_rss_mb": _peak_mb(),
+        **result,
     }
 
 

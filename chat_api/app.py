@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -143,8 +144,6 @@ def identify_caller(
             }
         )
         if not allowed:
-            import time
-
             raise HTTPException(
                 status.HTTP_429_TOO_MANY_REQUESTS,
                 f"rate limit exceeded for this {'end user' if scope == 'user' else 'client'}: "

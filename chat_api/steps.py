@@ -290,9 +290,7 @@ class SelectEvidence:
     def _select(self, state: PipelineState, best_line: dict[str, str]) -> None:
         chunks = state.retrieved[: self.max_chunks]
         if self.embedder is None:
-            state.prompt_chunks = [
-                _with_text(c, _shorten(c.text, self.max_chunk_chars)) for c in chunks
-            ]
+            state.prompt_chunks = _trimmed(chunks, self.max_chunk_chars)
             return
         units = [
             (ci, ui, u)
@@ -341,6 +339,11 @@ class SelectEvidence:
             text = "\n".join(lines[j] for j in sorted(keep))
             prompt_chunks.append(_with_text(chunks[ci], text))
         state.prompt_chunks = prompt_chunks
+
+
+def _trimmed(chunks: list[RetrievedChunk], max_chars: int) -> list[RetrievedChunk]:
+    """Whole sections, shortened, when no evidence lines were selected."""
+    return [_with_text(c, _shorten(c.text, max_chars)) for c in chunks]
 
 
 def _with_text(chunk: RetrievedChunk, text: str) -> RetrievedChunk:
@@ -392,10 +395,7 @@ class ComposeAnswer:
         state.versions["compose_prompt"] = self.prompt.version
         state.llm_model = self.model_name
         if not state.prompt_chunks:
-            state.prompt_chunks = [
-                _with_text(c, _shorten(c.text, self.max_chunk_chars))
-                for c in state.retrieved[: self.max_chunks]
-            ]
+            state.prompt_chunks = _trimmed(state.retrieved[: self.max_chunks], self.max_chunk_chars)
         context = "\n\n".join(
             f"[link_{i}] {c.title}{' > ' + ' > '.join(c.heading_trail) if c.heading_trail else ''}"
             f"\n{c.text}"
@@ -530,11 +530,10 @@ _WORD = re.compile(r"[a-z0-9£%.]+")
 
 def _supports(evidence: str, answer: str, threshold: float = 0.6) -> bool:
     """True when the answer repeats one of the evidence's figures, or most of one of its lines."""
-    answer_lower = answer.lower()
-    figures = output_guards.figures_in(evidence)
-    if any(f in output_guards.figures_in(answer) for f in figures if not f.isdigit()):
+    answer_figures = output_guards.figures_in(answer)
+    if any(f in answer_figures for f in output_guards.figures_in(evidence) if not f.isdigit()):
         return True
-    answer_words = set(_WORD.findall(answer_lower))
+    answer_words = set(_WORD.findall(answer.lower()))
     for line in evidence.lower().splitlines():
         words = {w for w in _WORD.findall(line) if len(w) > 3}
         if len(words) >= 5 and len(words & answer_words) / len(words) >= threshold:

@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from chat_api.types import Verdict
+
 DEFINITIONS_DIR = Path(__file__).resolve().parent / "definitions"
 
 
@@ -37,6 +39,17 @@ def _read(name: str) -> tuple[dict[str, Any], str]:
     # The recorded version names the file's declared version and its content, so an edit that
     # forgot to bump the version still shows up.
     return data, f"{data['version']}+{hashlib.sha256(raw).hexdigest()[:8]}"
+
+
+def first_match_verdict(
+    name: str, patterns: tuple[re.Pattern[str], ...], text: str, version: str, what: str
+) -> Verdict:
+    """Fail with the first pattern that matches (naming what matched), else pass."""
+    for pattern in patterns:
+        m = pattern.search(text)
+        if m:
+            return Verdict(name, False, f"{what}: {m.group(0)!r}", version=version)
+    return Verdict(name, True, version=version)
 
 
 def _compile(patterns: list[str]) -> tuple[re.Pattern[str], ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chat_api.types import Verdict
-from guardrails.definitions import InputRules, input_rules
+from guardrails.definitions import InputRules, first_match_verdict, input_rules
 
 
 @dataclass
@@ -49,13 +49,7 @@ def redact_personal_data(text: str, rules: InputRules | None = None) -> Redactio
 
 def check_injection(text: str, rules: InputRules | None = None) -> Verdict:
     rules = rules or input_rules()
-    for pattern in rules.injection:
-        m = pattern.search(text)
-        if m:
-            return Verdict(
-                "jailbreak", False, f"matched rule: {m.group(0)!r}", version=rules.version
-            )
-    return Verdict("jailbreak", True, version=rules.version)
+    return first_match_verdict("jailbreak", rules.injection, text, rules.version, "matched rule")
 
 
 def social_route(text: str, rules: InputRules | None = None) -> str | None:

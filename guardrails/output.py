@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from chat_api.types import Verdict
-from guardrails.definitions import OutputRules, output_rules
+from guardrails.definitions import OutputRules, first_match_verdict, output_rules
 
 _MD_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*)\)")
 _BARE_URL = re.compile(r"\b(?:https?://|www\.)[^\s)\]>]+", re.IGNORECASE)
@@ -161,13 +161,9 @@ def has_substance(markdown: str) -> bool:
 
 def check_advice_opinion(markdown: str, rules: OutputRules | None = None) -> Verdict:
     rules = rules or output_rules()
-    for pattern in rules.advice_opinion:
-        m = pattern.search(markdown)
-        if m:
-            return Verdict(
-                "advice_opinion", False, f"advice or opinion: {m.group(0)!r}", version=rules.version
-            )
-    return Verdict("advice_opinion", True, version=rules.version)
+    return first_match_verdict(
+        "advice_opinion", rules.advice_opinion, markdown, rules.version, "advice or opinion"
+    )
 
 
 def check_forbidden_terms(markdown: str, rules: OutputRules | None = None) -> Verdict:
