@@ -2,11 +2,16 @@
 guardrails dataset, as the pipeline decides routes.
 
     .venv/bin/python bench/bench_guardrails.py [--dataset ../shared/eval/guardrails.jsonl]
+        [--genuine ../shared/eval/rag_qa.jsonl ../shared/eval/unanswerable.jsonl ...]
 
-The predicted route is what a turn records: the route of the check that stopped it (jailbreak or
-a canned-reply route), else "pii" when personal data was redacted (the question is still
-answered; DESIGN §6), else "answer". Prints per-route precision, recall,
-F1 and F2, the confusion matrix, the false-refusal rate on genuine questions and the p50/p95
+`--genuine` adds in-scope questions from answer, unanswerable or conversation datasets (the
+question, or a conversation's first and standalone last question) as expected "answer": a
+larger check of false refusals by the input side, on questions no guardrail was tuned on.
+
+The predicted route is `guardrails.router.dataset_route`: "pii" when personal data was redacted
+and the question was answered or sent to the "needs your account" reply (DESIGN §6), else the
+route the turn recorded. Prints per-route precision, recall, F1 and F2, the confusion matrix,
+the false-refusal rate on genuine questions and the p50/p95
 latency of the whole input side (no LLM).
 """
 
@@ -33,14 +38,32 @@ def refusal_routes() -> set[str]:
 
 
 def predict(state) -> str:
-    # The route the turn records: a refusal route when a check stopped it, else "pii" when
-    # personal data was redacted (the question is still answered), else "answer".
-    return state.route
+    from guardrails.router import dataset_route
+
+    return dataset_route(state.route, bool(state.redactions))
+
+
+def genuine_rows(path: Path) -> list[dict[str, str]]:
+    out = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if "turns" in row:
+            texts = [row["turns"][0]["question"], row["standalone_last_question"]]
+        else:
+            texts = [row["question"]]
+        out += [
+            {"id": f"{row['id']}#{i}", "question": t, "expected_route": "answer"}
+            for i, t in enumerate(texts)
+        ]
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    ap.add_argument("--genuine", type=Path, nargs="*", default=[])
     args = ap.parse_args()
 
     from chat_api import steps as s
@@ -49,6 +72,8 @@ def main() -> None:
     from retrieval.embeddings import load_embedder
 
     rows = [json.loads(line) for line in args.dataset.read_text().splitlines() if line.strip()]
+    for path in args.genuine:
+        rows += genuine_rows(path)
     guards = build_guards(load_embedder("all-MiniLM-L6-v2"))
     t0 = time.perf_counter()
     warm_up_guards(guards)

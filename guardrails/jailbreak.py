@@ -54,6 +54,7 @@ class JailbreakConfig:
     threshold: float
     retrieved_threshold: float
     window_words: int
+    benign_routes: tuple[str, ...] = ()
 
 
 @cache
@@ -69,7 +70,9 @@ def jailbreak_config() -> JailbreakConfig:
         for r in data["rules"]
     ]
     clf = data["classifier"]
-    examples_hash = hashlib.sha256(EXAMPLES_FILE.read_bytes()).hexdigest()[:8]
+    benign_routes = tuple(clf.get("benign_from_routes", ()))
+    examples = EXAMPLES_FILE.read_bytes() + (ROUTES_FILE.read_bytes() if benign_routes else b"")
+    examples_hash = hashlib.sha256(examples).hexdigest()[:8]
     return JailbreakConfig(
         version=f"{data['version']}+{hashlib.sha256(raw).hexdigest()[:8]}+ex{examples_hash}"
         f"+{base.version}",
@@ -79,12 +82,41 @@ def jailbreak_config() -> JailbreakConfig:
         threshold=float(clf["threshold"]),
         retrieved_threshold=float(clf["retrieved_threshold"]),
         window_words=int(clf.get("window_words", 120)),
+        benign_routes=benign_routes,
     )
+
+
+ROUTES_FILE = DEFINITIONS_DIR / "routes.yaml"
 
 
 def load_examples(path: Path = EXAMPLES_FILE) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
+
+
+def route_benign_examples(routes: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The router's example sentences for `routes` (routes.yaml), labelled benign.
+
+    Greetings, off-topic requests, opinions and genuine questions are not attacks on the model;
+    without them the classifier learns that any request to write or play something is one.
+    """
+    if not routes:
+        return []
+    data = yaml.safe_load(ROUTES_FILE.read_bytes())
+    return [
+        {"text": text, "label": "benign", "source": f"routes.yaml:{route}"}
+        for route in routes
+        for text in data["examples"].get(route, [])
+        if isinstance(text, str)
+    ]
+
+
+def training_examples(
+    path: Path = EXAMPLES_FILE, config: JailbreakConfig | None = None
+) -> list[dict[str, Any]]:
+    """Everything the classifier is fitted on: the examples file plus the router's benign ones."""
+    config = config or jailbreak_config()
+    return load_examples(path) + route_benign_examples(config.benign_routes)
 
 
 def default_cache_dir() -> Path:
@@ -131,6 +163,8 @@ class JailbreakClassifier:
     def cache_path(self) -> Path:
         digest = hashlib.sha256(self.examples_file.read_bytes())
         digest.update(self.model_name.encode())
+        if jailbreak_config().benign_routes:
+            digest.update(ROUTES_FILE.read_bytes())
         return self.cache_dir / f"jailbreak-lr-{digest.hexdigest()[:16]}.joblib"
 
     @staticmethod
@@ -157,7 +191,7 @@ class JailbreakClassifier:
                 if path.exists():
                     self._model = joblib.load(path)
                 else:
-                    x, y = self.embed_examples(load_examples(self.examples_file))
+                    x, y = self.embed_examples(training_examples(self.examples_file))
                     self._model = self.fit_model(x, y)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     tmp = path.with_suffix(f".{os.getpid()}.tmp")

@@ -55,6 +55,23 @@ ROUTES = (
 REFUSALS = tuple(r for r in ROUTES if r != "answer")
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 
+# Routes under which a redacted question is labelled "pii" when scored against a dataset.
+PII_LABEL_ROUTES = ("answer", "needs_account")
+
+
+def dataset_route(route: str, redacted: bool) -> str:
+    """The label a finished turn gets when scored against a guardrails dataset (DESIGN §6).
+
+    Datasets label a question `pii` when it asks something the service handles (it may still
+    be answered, or get the "we cannot see your records" reply) and carries personal data that
+    must be redacted. A question that was redacted and then answered or sent to the
+    `needs_account` reply therefore scores as `pii`; any other route (jailbreak, harmful, crisis,
+    off-topic, advice, non-English...) keeps its own, more specific label.
+    """
+    if redacted and route in PII_LABEL_ROUTES:
+        return "pii"
+    return route
+
 
 # ---------------------------------------------------------------------------- definitions
 

@@ -8,6 +8,7 @@ import pytest
 from guardrails.router import (
     REFUSALS,
     QuestionRouter,
+    dataset_route,
     route_definitions,
     route_messages,
 )
@@ -223,3 +224,20 @@ def test_no_import_time_work_and_embedder_injection():
     r.route("How do I register for VAT?")
     assert calls[0] == sum(len(v) for v in route_definitions().examples.values())
     assert calls[-1] == 1
+
+
+@pytest.mark.parametrize(
+    ("route", "redacted", "label"),
+    [
+        ("answer", True, "pii"),
+        ("needs_account", True, "pii"),
+        ("answer", False, "answer"),
+        ("needs_account", False, "needs_account"),
+        ("jailbreak", True, "jailbreak"),
+        ("harmful", True, "harmful"),
+        ("advice_opinion", True, "advice_opinion"),
+        ("non_english", True, "non_english"),
+    ],
+)
+def test_dataset_route_labels_redacted_questions_pii(route, redacted, label):
+    assert dataset_route(route, redacted) == label
