@@ -31,12 +31,6 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_DATASET = ROOT.parent / "shared" / "eval" / "guardrails.jsonl"
 
 
-def refusal_routes() -> set[str]:
-    from guardrails.router import REFUSALS
-
-    return {"jailbreak", *REFUSALS}
-
-
 def predict(state) -> str:
     from guardrails.router import dataset_route
 
@@ -104,18 +98,14 @@ def main() -> None:
         confusion[row["expected_route"]][got] += 1
         if got != row["expected_route"]:
             misses.append((row["id"], row["expected_route"], got))
+    from evaluation.metrics.routing import per_route_scores, refusal_routes
+
     labels = sorted(set(confusion) | {p for c in confusion.values() for p in c})
     print(f"{len(rows)} cases; guards warm-up {warm:.1f} s")
     print(f"{'route':<16}{'n':>4}{'prec':>7}{'recall':>8}{'F1':>7}{'F2':>7}")
-    for label in labels:
-        tp = confusion[label][label]
-        n = sum(confusion[label].values())
-        predicted = sum(c[label] for c in confusion.values())
-        p = tp / predicted if predicted else 0.0
-        r = tp / n if n else 0.0
-        f1 = 2 * p * r / (p + r) if p + r else 0.0
-        f2 = 5 * p * r / (4 * p + r) if p + r else 0.0
-        print(f"{label:<16}{n:>4}{p:>7.2f}{r:>8.2f}{f1:>7.2f}{f2:>7.2f}")
+    for label, sc in per_route_scores({k: dict(v) for k, v in confusion.items()}).items():
+        p, r, f1, f2 = (sc[k] or 0.0 for k in ("precision", "recall", "f1", "f2"))
+        print(f"{label:<16}{sc['n']:>4}{p:>7.2f}{r:>8.2f}{f1:>7.2f}{f2:>7.2f}")
     genuine = confusion.get("answer", Counter())
     refused = sum(v for k, v in genuine.items() if k in refusal_routes())
     print(f"false refusals on genuine questions: {refused}/{sum(genuine.values())}")

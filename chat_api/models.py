@@ -207,8 +207,24 @@ class RateLimitWindow(Base):
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)  # window end, epoch seconds
 
 
+class AuditEvent(Base):
+    """An append-only record of an operator action: the service switched off or on (the kill
+    switch; the latest such event is the current state), an API key created or revoked."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_action_id", "action", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    action: Mapped[str] = mapped_column(String(50))  # service.off | service.on | apikey.*
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 __all__ = [
     "AnswerRecord",
+    "AuditEvent",
     "AnswerSourceRecord",
     "ApiKey",
     "Conversation",

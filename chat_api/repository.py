@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, aliased, selectinload, sessionmaker
 
 from chat_api.models import (
     COMMENT_MAX_CHARS,
@@ -27,6 +27,7 @@ from chat_api.models import (
     AnswerRecord,
     AnswerSourceRecord,
     ApiKey,
+    AuditEvent,
     Conversation,
     FeedbackRecord,
     QuestionRecord,
@@ -40,12 +41,18 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 PURGE_BATCH = 500
 SAVE_RETRIES = 25
 RATE_LIMIT_CLEANUP_PROBABILITY = 0.01
+SERVICE_OFF = "service.off"
+SERVICE_ON = "service.on"
 
 T = TypeVar("T")
 
 
 class NotFound(LookupError):
     """No conversation, question or answer with that id."""
+
+
+class ConversationFull(Exception):
+    """The conversation already has the maximum number of turns (checked inside the write)."""
 
 
 class ApiKeyExists(ValueError):
@@ -101,8 +108,10 @@ class Repository:
 
     answer_public = staticmethod(answer_public)
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], retry_seconds: float = 30.0) -> None:
         self.sessions = sessions
+        # A write that keeps meeting a locked database gives up after this long (-> HTTP 503).
+        self.retry_seconds = retry_seconds
 
     # --- conversations
 
@@ -148,17 +157,24 @@ class Repository:
         question_text_redacted: str,
         redactions: list[str],
         state: PipelineState,
+        max_turns: int | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """Store the (redacted) question, its answer and sources in ONE transaction.
 
         Returns (question_id, public answer dict). ``state.status`` must be set. Raises NotFound
-        for an unknown conversation. Positions are consecutive from 0 even under concurrency.
+        for an unknown conversation, ConversationFull when it already has ``max_turns`` turns
+        (checked under the conversation's write lock, so a flood of concurrent follow-ups cannot
+        overshoot). Positions are consecutive from 0 even under concurrency.
         """
         if state.status is None:
             raise ValueError("state.status must be set before the turn is stored")
         return self._retrying(
             lambda: self._save_turn_once(
-                conversation_id, question_text_redacted, list(redactions), state
+                conversation_id,
+                question_text_redacted,
+                list(redactions),
+                state,
+                max_turns=max_turns,
             )
         )
 
@@ -201,6 +217,7 @@ class Repository:
         redactions: list[str],
         state: PipelineState,
         new_conversation: Conversation | None = None,
+        max_turns: int | None = None,
     ) -> tuple[str, dict[str, Any]]:
         now = utcnow()
         with self.sessions.begin() as s:
@@ -222,6 +239,8 @@ class Repository:
                     QuestionRecord.conversation_id == conversation_id
                 )
             )
+            if max_turns is not None and last is not None and last + 1 >= max_turns:
+                raise ConversationFull(conversation_id)
             question = QuestionRecord(
                 conversation_id=conversation_id,
                 position=0 if last is None else last + 1,
@@ -254,13 +273,15 @@ class Repository:
             return question.id, answer_public(answer)
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
+        deadline = time.monotonic() + self.retry_seconds
         for n in range(SAVE_RETRIES):
             try:
                 return attempt()
             except _PositionTaken:
                 pass
             except OperationalError as exc:
-                if not _is_retryable_lock(exc) or n == SAVE_RETRIES - 1:
+                last = n == SAVE_RETRIES - 1 or time.monotonic() >= deadline
+                if not _is_retryable_lock(exc) or last:
                     raise
             time.sleep(min(0.5, 0.005 * 2**n) * random.random())
         raise RuntimeError("could not store the turn: too many concurrent writers")
@@ -314,6 +335,146 @@ class Repository:
                 "conversation_id": conversation_id,
                 "question_id": answer.question_id,
                 "answer": answer_public(answer),
+            }
+
+    # --- admin: browsing questions and answers (read only)
+
+    def list_answers(
+        self,
+        *,
+        status: str | None = None,
+        route: str | None = None,
+        feedback: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """Answers newest first, filtered; ``feedback`` is useful | not_useful | any | none (the
+        latest feedback on each answer counts). ``until`` is exclusive.
+
+        Returns {"total", "items": [{"answer_id", "question_id", "conversation_id", "position",
+        "question", "status", "route", "created_at", "feedback", "feedback_reason"}]}.
+        """
+        if feedback not in (None, "", "useful", "not_useful", "any", "none"):
+            raise ValueError("feedback must be useful, not_useful, any or none")
+        latest = (
+            select(FeedbackRecord.answer_id, func.max(FeedbackRecord.id).label("feedback_id"))
+            .group_by(FeedbackRecord.answer_id)
+            .subquery()
+        )
+        fb = aliased(FeedbackRecord)
+        conditions = []
+        if status:
+            conditions.append(AnswerRecord.status == status)
+        if route:
+            conditions.append(AnswerRecord.route == route)
+        if since is not None:
+            conditions.append(AnswerRecord.created_at >= since)
+        if until is not None:
+            conditions.append(AnswerRecord.created_at < until)
+        if feedback == "useful":
+            conditions.append(fb.useful.is_(True))
+        elif feedback == "not_useful":
+            conditions.append(fb.useful.is_(False))
+        elif feedback == "any":
+            conditions.append(fb.id.is_not(None))
+        elif feedback == "none":
+            conditions.append(fb.id.is_(None))
+        base = (
+            select(
+                AnswerRecord.id,
+                AnswerRecord.question_id,
+                QuestionRecord.conversation_id,
+                QuestionRecord.position,
+                QuestionRecord.text,
+                AnswerRecord.status,
+                AnswerRecord.route,
+                AnswerRecord.created_at,
+                fb.useful,
+                fb.reason,
+            )
+            .join(QuestionRecord, QuestionRecord.id == AnswerRecord.question_id)
+            .outerjoin(latest, latest.c.answer_id == AnswerRecord.id)
+            .outerjoin(fb, fb.id == latest.c.feedback_id)
+            .where(*conditions)
+        )
+        with self.sessions() as s:
+            total = s.scalar(select(func.count()).select_from(base.subquery())) or 0
+            rows = s.execute(
+                base.order_by(AnswerRecord.created_at.desc(), AnswerRecord.id)
+                .limit(max(1, min(limit, 500)))
+                .offset(max(0, offset))
+            ).all()
+        items = [
+            {
+                "answer_id": r[0],
+                "question_id": r[1],
+                "conversation_id": r[2],
+                "position": r[3],
+                "question": r[4],
+                "status": r[5],
+                "route": r[6],
+                "created_at": _iso(r[7]),
+                "feedback": None if r[8] is None else ("useful" if r[8] else "not_useful"),
+                "feedback_reason": r[9],
+            }
+            for r in rows
+        ]
+        return {"total": total, "items": items}
+
+    def answer_facets(self) -> dict[str, list[str]]:
+        """The statuses and routes that occur in stored answers (for filter menus)."""
+        with self.sessions() as s:
+            statuses = s.scalars(
+                select(AnswerRecord.status).distinct().order_by(AnswerRecord.status)
+            )
+            routes = s.scalars(select(AnswerRecord.route).distinct().order_by(AnswerRecord.route))
+            return {"statuses": [x for x in statuses if x], "routes": [x for x in routes if x]}
+
+    def answer_trace(self, answer_id: str) -> dict[str, Any]:
+        """Everything stored about one answer: the (redacted) question, condensed question,
+        route, guardrail verdicts, every source with its score (used or only retrieved),
+        timings, tokens, prompt/guardrail versions, model and feedback."""
+        with self.sessions() as s:
+            answer = s.get(
+                AnswerRecord,
+                answer_id,
+                options=[selectinload(AnswerRecord.question), selectinload(AnswerRecord.feedback)],
+            )
+            if answer is None:
+                raise NotFound(answer_id)
+            q = answer.question
+            return {
+                "answer_id": answer.id,
+                "question_id": q.id,
+                "conversation_id": q.conversation_id,
+                "position": q.position,
+                "question": q.text,
+                "redactions": list(q.redactions or []),
+                "condensed_question": answer.condensed_question,
+                "status": answer.status,
+                "route": answer.route,
+                "message": answer.message,
+                "guardrails": dict(answer.guardrails or {}),
+                "sources": [
+                    {
+                        "position": src.position,
+                        "url": src.url,
+                        "title": src.title,
+                        "heading": src.heading,
+                        "chunk_id": src.chunk_id,
+                        "score": src.score,
+                        "used": src.used,
+                    }
+                    for src in sorted(answer.sources, key=lambda x: x.position)
+                ],
+                "timings_ms": dict(answer.timings_ms or {}),
+                "tokens": dict(answer.tokens or {}),
+                "versions": dict(answer.versions or {}),
+                "llm_model": answer.llm_model,
+                "created_at": _iso(answer.created_at),
+                "feedback": [_feedback_public(f) for f in answer.feedback],
             }
 
     # --- feedback
@@ -400,7 +561,7 @@ class Repository:
 
     # --- API keys
 
-    def create_api_key(self, name: str) -> str:
+    def create_api_key(self, name: str, actor: str = "") -> str:
         """Create a key for an API client and return its secret: shown ONCE, never stored."""
         name = name.strip()
         if not name or len(name) > 100:
@@ -411,11 +572,12 @@ class Repository:
                 if s.scalar(select(ApiKey.id).where(ApiKey.name == name)) is not None:
                     raise ApiKeyExists(name)
                 s.add(ApiKey(name=name, prefix=secret[:8], key_hash=_hash_secret(secret)))
+                s.add(AuditEvent(action="apikey.create", subject=name, actor=actor[:200]))
         except IntegrityError as exc:
             raise ApiKeyExists(name) from exc
         return secret
 
-    def revoke_api_key(self, name: str) -> bool:
+    def revoke_api_key(self, name: str, actor: str = "", reason: str = "") -> bool:
         """Revoke the named key; False if there is no such active key."""
         with self.sessions.begin() as s:
             result = s.execute(
@@ -424,7 +586,72 @@ class Repository:
                 .values(revoked_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
+            if result.rowcount:
+                s.add(
+                    AuditEvent(
+                        action="apikey.revoke", subject=name, reason=reason, actor=actor[:200]
+                    )
+                )
             return bool(result.rowcount)
+
+    # --- kill switch and audit trail
+
+    def set_service_paused(self, paused: bool, reason: str, actor: str) -> dict[str, Any]:
+        """Switch answering off (paused=True) or back on, recording who, when and why.
+
+        Every API process reads the state from the database on each question, so it takes
+        effect everywhere at once. Returns the new state (as `service_state`)."""
+        reason, actor = reason.strip(), actor.strip()
+        if not reason:
+            raise ValueError("a reason is required (it is kept in the audit trail)")
+        if not actor:
+            raise ValueError("who is making the change is required (audit trail)")
+        with self.sessions.begin() as s:
+            s.add(
+                AuditEvent(
+                    action=SERVICE_OFF if paused else SERVICE_ON,
+                    subject="service",
+                    reason=reason,
+                    actor=actor[:200],
+                )
+            )
+        return self.service_state()
+
+    def service_state(self) -> dict[str, Any]:
+        """{"paused", "reason", "actor", "since"}: the latest kill-switch event (on if none)."""
+        with self.sessions() as s:
+            event = s.scalar(
+                select(AuditEvent)
+                .where(AuditEvent.action.in_((SERVICE_OFF, SERVICE_ON)))
+                .order_by(AuditEvent.id.desc())
+                .limit(1)
+            )
+        if event is None:
+            return {"paused": False, "reason": "", "actor": "", "since": None}
+        return {
+            "paused": event.action == SERVICE_OFF,
+            "reason": event.reason,
+            "actor": event.actor,
+            "since": _iso(event.created_at),
+        }
+
+    def audit_log(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest audit events, newest first."""
+        with self.sessions() as s:
+            events = s.scalars(
+                select(AuditEvent).order_by(AuditEvent.id.desc()).limit(max(1, min(limit, 1000)))
+            ).all()
+        return [
+            {
+                "id": e.id,
+                "action": e.action,
+                "subject": e.subject,
+                "reason": e.reason,
+                "actor": e.actor,
+                "at": _iso(e.created_at),
+            }
+            for e in events
+        ]
 
     def list_api_keys(self) -> list[dict[str, Any]]:
         with self.sessions() as s:

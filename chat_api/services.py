@@ -67,7 +67,7 @@ def build_services(settings: Settings) -> Services:
     services = Services(
         settings=settings,
         sessions=sessions,
-        repository=Repository(sessions),
+        repository=Repository(sessions, retry_seconds=settings.database_timeout),
         retriever=retriever,
         llm=llm,
         response_format=json_schema_format("govuk_answer", ANSWER_SCHEMA),

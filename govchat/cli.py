@@ -427,10 +427,113 @@ def ask(
     _emit(out, json_, "\n".join(human))
 
 
+@app.command("eval")
+def eval_(
+    datasets: Annotated[
+        list[Path], typer.Argument(help="Dataset JSONL files (DESIGN.md §6; kinds mixed freely).")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output folder (default <data_dir>/reports/<UTC time>); reuse: resume."),
+    ] = None,
+    baseline: Annotated[
+        Path | None, typer.Option(help="An earlier run's folder (or results.json) to compare with.")
+    ] = None,
+    gate: Annotated[
+        bool, typer.Option("--gate", help="Exit 1 when a threshold or the baseline is breached.")
+    ] = False,
+    thresholds: Annotated[
+        Path | None, typer.Option(help="Thresholds YAML (default evaluation/thresholds.yaml).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=32, help="Cases run at once.")] = 1,
+    repeats: Annotated[
+        int, typer.Option(min=1, max=20, help="Runs of the judged metrics (means with 95% CIs).")
+    ] = 1,
+    judge: Annotated[
+        bool, typer.Option("--judge/--no-judge", help="Use the judge model when configured.")
+    ] = True,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Discard cases already recorded in --out.")
+    ] = False,
+    json_: JsonOpt = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Evaluate the whole pipeline over datasets; write report.html, results.json, cases.csv."""
+    from evaluation.harness import EvalError, EvalOptions, default_out_dir, run_eval
+    from govchat.settings import get_settings
+
+    _setup_logging(verbose)
+    settings = get_settings()
+    options = EvalOptions(
+        datasets=list(datasets),
+        out_dir=out or default_out_dir(settings.data_dir),
+        baseline=baseline,
+        thresholds=thresholds,
+        concurrency=concurrency,
+        repeats=repeats,
+        judge=judge,
+        fresh=fresh,
+    )
+    try:
+        result = run_eval(settings, options)
+    except EvalError as exc:
+        _fail(str(exc), json_)
+        return
+    except Exception as exc:  # noqa: BLE001 - a dependency failed: say what, no traceback
+        if verbose:
+            logging.exception("evaluation failed")
+        _fail(f"evaluation failed: {type(exc).__name__}: {exc}", json_, code=1)
+        return
+    s = result.summary
+    obj = {
+        "out": str(result.out_dir),
+        **result.files,
+        "interrupted": result.interrupted,
+        "summary": {
+            k: s[k]
+            for k in ("created_at", "cases", "completed", "missing", "harness_errors", "by_status")
+        }
+        | {"metrics": s["metrics"], "gate": s["gate"]},
+    }
+    g = s["gate"]
+    human = [
+        f"{s['completed']}/{s['cases']} cases; report: {result.files.get('report')}",
+        *(
+            f"  {r['status']:<12} {r['metric']:<40} {r['value']!s:<10} (target {r['target']})"
+            for r in s["thresholds"]
+        ),
+        f"gate: {'PASSED' if g['passed'] else 'FAILED'}"
+        + (f"; regressions: {', '.join(g['regressions'])}" if g["regressions"] else ""),
+    ]
+    _emit(obj, json_, "\n".join(human))
+    if result.interrupted:
+        typer.secho(
+            f"interrupted: re-run with --out {result.out_dir} to resume", err=True, fg="yellow"
+        )
+        raise typer.Exit(130)
+    if gate and not g["passed"]:
+        raise typer.Exit(1)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes (more than 1 needs a Qdrant server: GOVCHAT_QDRANT_URL).",
+        ),
+    ] = 1,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="Proxies trusted for X-Forwarded-For (client IPs for rate limits), "
+            "e.g. '10.0.0.0/8' behind a load balancer; default 127.0.0.1."
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve the chat API (and the demo page) with uvicorn."""
@@ -442,14 +545,31 @@ def serve(
 
     _setup_logging(verbose)
     settings = get_settings()
+    if workers > 1 and not settings.qdrant_url:
+        _fail(
+            f"--workers {workers} needs a Qdrant server: the local index folder "
+            f"({settings.qdrant_path}) can be open in one process only. Set GOVCHAT_QDRANT_URL "
+            "(see docs/operations.md), or serve with --workers 1.",
+            False,
+        )
     try:  # fail early and clearly if another process holds the local index
         open_store(settings).client.close()
     except StoreUnavailable as exc:
         _fail(str(exc), False)
-    typer.secho(f"govchat: serving on http://{host}:{port} (Ctrl-C to stop)", err=True)
-    uvicorn.run(
-        create_app(settings), host=host, port=port, log_level="info" if verbose else "warning"
+    typer.secho(
+        f"govchat: serving on http://{host}:{port} with {workers} worker(s) (Ctrl-C to stop)",
+        err=True,
     )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "info" if verbose else "warning",
+        "forwarded_allow_ips": forwarded_allow_ips,
+    }
+    if workers > 1:  # each worker process builds its own app from the same environment
+        uvicorn.run("chat_api.app:create_app", factory=True, workers=workers, **options)
+    else:
+        uvicorn.run(create_app(settings), **options)
 
 
 @app.command()
@@ -511,7 +631,7 @@ def apikey_create(name: Annotated[str, typer.Argument()], json_: JsonOpt = False
     from chat_api.repository import ApiKeyExists
 
     try:
-        secret = _repository().create_api_key(name)
+        secret = _repository().create_api_key(name, actor=_actor(None))
     except ApiKeyExists:
         _fail(f"an API key named {name!r} already exists", json_)
     _emit(
@@ -523,7 +643,7 @@ def apikey_create(name: Annotated[str, typer.Argument()], json_: JsonOpt = False
 
 @apikey_app.command("revoke")
 def apikey_revoke(name: Annotated[str, typer.Argument()], json_: JsonOpt = False) -> None:
-    if not _repository().revoke_api_key(name):
+    if not _repository().revoke_api_key(name, actor=_actor(None)):
         _fail(f"no active API key named {name!r}", json_)
     _emit({"name": name, "revoked": True}, json_, f"revoked {name!r}")
 
@@ -541,6 +661,82 @@ def apikey_list(json_: JsonOpt = False) -> None:
         )
         or "no API keys",
     )
+
+
+service_app = typer.Typer(
+    help="Switch answering off and on (the kill switch); every change is kept in an audit trail."
+)
+app.add_typer(service_app, name="service")
+
+
+def _actor(by: str | None) -> str:
+    import getpass
+    import socket
+
+    if by:
+        return by
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+ReasonOpt = Annotated[
+    str, typer.Option("--reason", help="Why (kept in the audit trail; never shown to users).")
+]
+ByOpt = Annotated[
+    str | None, typer.Option("--by", help="Who is making the change (default: user@host).")
+]
+
+
+@service_app.command("off")
+def service_off(reason: ReasonOpt, by: ByOpt = None, json_: JsonOpt = False) -> None:
+    """Stop answering questions at once, in every API process: they get a 503 'switched off'
+    message until `govchat service on`. Reading conversations and feedback keep working."""
+    _set_service(True, reason, by, json_)
+
+
+@service_app.command("on")
+def service_on(reason: ReasonOpt, by: ByOpt = None, json_: JsonOpt = False) -> None:
+    """Answer questions again."""
+    _set_service(False, reason, by, json_)
+
+
+def _set_service(paused: bool, reason: str, by: str | None, json_: bool) -> None:
+    try:
+        state = _repository().set_service_paused(paused, reason, _actor(by))
+    except ValueError as exc:
+        _fail(str(exc), json_)
+    _emit(
+        state,
+        json_,
+        f"service {'OFF' if state['paused'] else 'ON'} since {state['since']} "
+        f"by {state['actor']}: {state['reason']}",
+    )
+
+
+@service_app.command("status")
+def service_status(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Audit events to show.")] = 20,
+    json_: JsonOpt = False,
+) -> None:
+    """Whether answering is on, and the latest audit events (kill switch, API keys)."""
+    repo = _repository()
+    state, events = repo.service_state(), repo.audit_log(limit)
+    lines = [
+        f"service {'OFF' if state['paused'] else 'ON'}"
+        + (
+            f" since {state['since']} by {state['actor']}: {state['reason']}"
+            if state["since"]
+            else ""
+        )
+    ]
+    lines += [
+        f"  {e['at'][:19]} {e['action']:<14} {e['subject']:<20} {e['actor']}: {e['reason']}"
+        for e in events
+    ]
+    _emit({**state, "audit": events}, json_, "\n".join(lines))
 
 
 def main() -> None:  # pragma: no cover

@@ -14,11 +14,20 @@ class Base(DeclarativeBase):
     pass
 
 
+def normalise_database_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean the psycopg (v3) driver, the one installed."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
 def make_engine(settings: Settings) -> Engine:
-    url = settings.resolved_database_url
+    url = normalise_database_url(settings.resolved_database_url)
+    timeout = settings.database_timeout
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": timeout})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
@@ -28,7 +37,15 @@ def make_engine(settings: Settings) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args = {"connect_timeout": max(1, round(timeout))} if "+psycopg" in url else {}
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_pool_size,
+        pool_timeout=timeout,
+        connect_args=connect_args,
+    )
 
 
 def init_db(engine: Engine) -> sessionmaker:

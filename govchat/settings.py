@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_SNAPSHOT = Path(__file__).resolve().parent.parent / "ingest" / "snapshot"
@@ -37,6 +37,15 @@ class Settings(BaseSettings):
     collection: str = "govuk_chunks"
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; unset = SQLite in data_dir."
+    )
+    database_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="Seconds to wait for a locked or unreachable database before answering 503.",
+    )
+    database_pool_size: int = Field(
+        10, ge=1, le=200, description="Connections per API process (server databases)."
     )
 
     # --- embeddings and chunking
@@ -99,6 +108,25 @@ class Settings(BaseSettings):
     max_turns_per_conversation: int = Field(50, ge=1)
     max_body_bytes: int = Field(16_384, ge=1024)
 
+    # --- web widget and admin pages (web/)
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Bearer token for /admin (16+ characters); unset = the admin pages are off.",
+    )
+    brand_name: str = Field(
+        "Ask about business guidance",
+        min_length=1,
+        max_length=80,
+        description="Service name shown by the widget and the demo page.",
+    )
+    brand_govuk: bool = Field(
+        False,
+        description="GOV.UK logotype and GDS Transport font: government services only.",
+    )
+    brand_colour: str | None = Field(
+        None, pattern=r"^#[0-9a-fA-F]{6}$", description="Header colour, e.g. #1d70b8."
+    )
+
     # --- crawling
     source: str = Field(str(BUNDLED_SNAPSHOT), description="Snapshot folder or Content API URL.")
     crawl_rate: float = Field(5.0, gt=0, description="Requests/second (max 10 to remote hosts).")
@@ -129,10 +157,28 @@ class Settings(BaseSettings):
         0.4, ge=-1, le=1, description="Below this cosine similarity a section is not relevant."
     )
 
+    # --- evaluation judge (`govchat eval`; any OpenAI-compatible server; unset = no judge)
+    judge_base_url: str | None = Field(
+        None, description="OpenAI-compatible server for the ragas judge; unset = no judge."
+    )
+    judge_model: str = Field("gpt-4o-mini", description="Model name sent to the judge server.")
+    judge_api_key: str | None = None
+    judge_timeout: float = Field(120.0, gt=0, description="Seconds for one judged metric.")
+    judge_max_tokens: int = Field(2048, ge=256, le=32768)
+
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token_long_enough(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value().strip():
+            return None
+        if len(v.get_secret_value().strip()) < 16:
+            raise ValueError("GOVCHAT_ADMIN_TOKEN needs at least 16 characters")
+        return SecretStr(v.get_secret_value().strip())
 
     @property
     def qdrant_path(self) -> Path:

@@ -69,6 +69,10 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
 def _url_of(engine_or_url: Engine | str | URL) -> URL:
     if isinstance(engine_or_url, Engine):
         return engine_or_url.url
+    if isinstance(engine_or_url, str):
+        from govchat.db import normalise_database_url
+
+        engine_or_url = normalise_database_url(engine_or_url)
     return make_url(engine_or_url)
 
 

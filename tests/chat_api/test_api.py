@@ -156,7 +156,7 @@ def test_broken_json_wrong_type_and_oversized_body(make_client):
         content=b"question=hi",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
-    assert r.status_code == 422
+    assert r.status_code == 415 and "application/json" in r.json()["detail"]
     r = client.post(
         f"{API}/conversations", content=b"x" * 20_000, headers={"Content-Type": "application/json"}
     )
@@ -257,4 +257,6 @@ def test_index_down_is_a_clear_status(make_client):
 def test_demo_page_is_served_at_the_root(make_client):
     r = make_client().get("/")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
-    assert "/api/v1/conversations" in r.text and "textContent" in r.text
+    assert '<script src="/static/govchat-widget.js"' in r.text  # the widget (tests/web)
+    widget = make_client().get("/static/govchat-widget.js")
+    assert widget.status_code == 200 and "/api/v1" in widget.text

@@ -1,10 +1,12 @@
-"""Alembic migrations on real SQLite files: complete, in step with the models, idempotent."""
+"""Alembic migrations on real SQLite files and a real PostgreSQL server (GOVCHAT_TEST_POSTGRES_URL;
+required in CI): complete, in step with the models, idempotent."""
 
 from __future__ import annotations
 
 import io
 import threading
 
+import pytest
 from alembic import command
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.dialects import postgresql
@@ -22,6 +24,9 @@ from chat_api.migrations import (
 from chat_api.repository import Repository, upsert_counter_statement
 from govchat.db import Base, make_engine
 from ingest.runs import IndexRun, RunLog
+from tests.support.postgres import BACKENDS, backend_settings
+
+HEAD = "0002_audit_events"
 
 EXPECTED_TABLES = {
     "index_runs",
@@ -32,7 +37,14 @@ EXPECTED_TABLES = {
     "feedback",
     "api_keys",
     "rate_limit_windows",
+    "audit_events",
 }
+
+
+@pytest.fixture(params=BACKENDS)
+def settings(request, tmp_path):
+    with backend_settings(request.param, tmp_path / "data", collection="test_chunks") as s:
+        yield s
 
 
 def tables(engine) -> set[str]:
@@ -42,7 +54,7 @@ def tables(engine) -> set[str]:
 def test_upgrade_creates_every_table_with_no_drift(settings):
     engine = make_engine(settings)
     assert current_revision(engine) is None
-    assert upgrade_database(engine) == head_revision() == "0001_initial"
+    assert upgrade_database(engine) == head_revision() == HEAD
 
     assert set(load_models().tables) == EXPECTED_TABLES
     assert tables(engine) == EXPECTED_TABLES | {"alembic_version"}
@@ -58,8 +70,8 @@ def test_upgrade_is_idempotent_and_keeps_data(settings):
     upgrade_database(engine)
     repo = Repository(sessionmaker(engine, expire_on_commit=False))
     conv = repo.create_conversation(None, None)
-    assert upgrade_database(engine) == "0001_initial"
-    assert upgrade_database(settings.resolved_database_url) == "0001_initial"  # a URL works too
+    assert upgrade_database(engine) == HEAD
+    assert upgrade_database(settings.resolved_database_url) == HEAD  # a URL works too
     command.upgrade(alembic_config(url=settings.resolved_database_url), "head")  # env.py by URL
     assert repo.get_conversation(conv)["turns"] == []
     assert schema_drift(engine) == []
@@ -75,14 +87,14 @@ def test_a_database_made_by_create_all_is_adopted(settings):
     log.finish(run_id, "completed", {"chunks_added": 1}, [])
     assert tables(engine) == {"index_runs"}
 
-    assert upgrade_database(engine) == "0001_initial"
+    assert upgrade_database(engine) == HEAD
     assert tables(engine) == EXPECTED_TABLES | {"alembic_version"}
     assert schema_drift(engine) == []
     runs = log.recent()
     assert [(r["id"], r["status"], r["summary"]) for r in runs] == [
         (run_id, "completed", {"chunks_added": 1})
     ]
-    assert upgrade_database(engine) == "0001_initial"
+    assert upgrade_database(engine) == HEAD
     engine.dispose()
 
 
@@ -92,7 +104,7 @@ def test_a_database_with_every_table_from_create_all_is_adopted(settings):
     Base.metadata.create_all(engine)
     repo = Repository(sessionmaker(engine, expire_on_commit=False))
     conv = repo.create_conversation(None, None)
-    assert upgrade_database(engine) == "0001_initial"
+    assert upgrade_database(engine) == HEAD
     assert schema_drift(engine) == []
     assert repo.get_conversation(conv)["conversation_id"] == conv
     engine.dispose()
@@ -115,7 +127,7 @@ def test_concurrent_upgrades_of_a_fresh_database(settings):
     for t in threads:
         t.join(timeout=120)
     assert not errors, errors
-    assert results == ["0001_initial"] * 3
+    assert results == [HEAD] * 3
 
 
 def test_downgrade_and_upgrade_again(tmp_path):
@@ -125,7 +137,7 @@ def test_downgrade_and_upgrade_again(tmp_path):
         command.downgrade(alembic_config(connection=conn), "base")
     engine = create_engine(url)
     assert tables(engine) == {"alembic_version"}
-    assert upgrade_database(url) == "0001_initial"
+    assert upgrade_database(url) == HEAD
     assert tables(engine) == EXPECTED_TABLES | {"alembic_version"}
     engine.dispose()
 
@@ -136,7 +148,7 @@ def test_in_memory_sqlite_engine(tmp_path):
     engine = create_engine(
         "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
     )
-    assert upgrade_database(engine) == "0001_initial"
+    assert upgrade_database(engine) == HEAD
     assert tables(engine) == EXPECTED_TABLES | {"alembic_version"}
 
 
@@ -155,3 +167,16 @@ def test_postgresql_sql_renders():
     compiled = str(stmt.compile(dialect=postgresql.dialect()))
     assert "ON CONFLICT (key, window_start) DO UPDATE" in compiled
     assert "RETURNING rate_limit_windows.count" in compiled
+
+
+def test_upgrade_from_the_previous_revision_keeps_data(settings):
+    engine = make_engine(settings)
+    assert upgrade_database(engine, "0001_initial") == "0001_initial"
+    repo = Repository(sessionmaker(engine, expire_on_commit=False))
+    conv = repo.create_conversation(None, None)
+    assert "audit_events" not in tables(engine)
+    assert upgrade_database(engine) == HEAD
+    assert repo.get_conversation(conv)["turns"] == []
+    assert repo.service_state()["paused"] is False
+    assert schema_drift(engine) == []
+    engine.dispose()

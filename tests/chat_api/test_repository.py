@@ -1,4 +1,5 @@
-"""Storage on a real SQLite file (WAL, foreign keys on), migrated with Alembic."""
+"""Storage on a real SQLite file (WAL, foreign keys on) and on a real PostgreSQL server (when
+GOVCHAT_TEST_POSTGRES_URL is set; required in CI), migrated with Alembic."""
 
 from __future__ import annotations
 
@@ -33,9 +34,16 @@ from chat_api.types import (
     Verdict,
 )
 from govchat.db import make_engine
+from tests.support.postgres import BACKENDS, backend_settings, dump_database
 
 ORIGINAL = "My name is Jane Smith and my NI number is QQ123456C, can I claim?"
 REDACTED = "My name is [NAME] and my NI number is [NI_NUMBER], can I claim?"
+
+
+@pytest.fixture(params=BACKENDS)
+def settings(request, tmp_path):
+    with backend_settings(request.param, tmp_path / "data", collection="test_chunks") as s:
+        yield s
 
 
 @pytest.fixture
@@ -148,10 +156,11 @@ def test_save_and_read_back_a_turn(repo):
 def test_only_the_redacted_question_is_stored(repo, engine, settings):
     conv = repo.create_conversation(None, None)
     save(repo, conv)
-    with engine.connect() as c:
-        dump = "\n".join(c.connection.dbapi_connection.iterdump())
+    dump = dump_database(engine)
     assert REDACTED in dump
     assert "QQ123456C" not in dump and "Jane Smith" not in dump
+    if engine.dialect.name != "sqlite":
+        return
     # Nor anywhere in the files on disk (main database and write-ahead log).
     db_files = list(Path(settings.data_dir).glob("govchat.sqlite3*"))
     assert db_files
@@ -208,14 +217,14 @@ def test_a_failure_mid_save_leaves_nothing(repo, monkeypatch):
         return [AnswerSourceRecord(position=0, url=None, used=True)]
 
     monkeypatch.setattr(repository, "_source_records", broken_sources)
-    with pytest.raises(IntegrityError, match="NOT NULL"):
+    with pytest.raises(IntegrityError, match="(?i)not.null"):
         save(repo, conv)
 
     # An unserialisable guardrail detail fails while the answer is written.
     monkeypatch.undo()
     state = make_state()
     state.guardrails["bad"] = Verdict(name="bad", passed=True, details={"x": object()})
-    with pytest.raises(StatementError, match="not JSON serializable"):
+    with pytest.raises((StatementError, TypeError), match="not JSON serializable"):
         save(repo, conv, state)
 
     for model in (QuestionRecord, AnswerRecord, AnswerSourceRecord):
@@ -345,8 +354,8 @@ def test_api_keys_are_hashed_verified_and_revoked(repo, engine, monkeypatch):
     other = repo.create_api_key("partner-b")
     assert secret.startswith("gck_") and len(secret) > 40 and secret != other
 
-    with engine.connect() as c:
-        dump = "\n".join(c.connection.dbapi_connection.iterdump())
+    dump = dump_database(engine)
+    assert "partner-a" in dump  # the dump does show the rows
     assert secret not in dump and secret[8:] not in dump
     with repo.sessions() as s:
         row = s.scalar(select(ApiKey).where(ApiKey.name == "partner-a"))
