@@ -426,6 +426,10 @@ class ComposeAnswer:
                 raise LLMTimeout("answer deadline passed while generating")
         if last is not None:
             _count_tokens(state, last, "compose")
+        finish = (last.response_metadata or {}).get("finish_reason") if last is not None else None
+        if not finish and buffer.strip() and not _is_whole_json(buffer):
+            # The stream ended with no finish reason, mid-reply: the connection was cut.
+            raise LLMStreamCut(f"the model's reply stopped part-way: {buffer[-80:]!r}")
         parsed = _parse_answer(buffer, final=True)
         if not isinstance(parsed, dict) or not isinstance(parsed.get("answer"), str):
             raise ValueError(f"the model's reply is not the expected JSON: {buffer[:200]!r}")
@@ -444,6 +448,21 @@ class ComposeAnswer:
                     if cid not in used:
                         used.append(cid)
         state.used_source_ids = used
+
+
+class LLMStreamCut(RuntimeError):
+    """The model's streamed reply ended part-way (no finish reason, unfinished JSON)."""
+
+
+def _is_whole_json(buffer: str) -> bool:
+    text = buffer.strip()
+    if text.startswith("```"):
+        text = re.sub(r"^```(?:json)?\s*|\s*```$", "", text)
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 def _parse_answer(buffer: str, final: bool = False) -> Any:

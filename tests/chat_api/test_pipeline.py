@@ -303,3 +303,11 @@ def test_a_router_route_without_its_own_reply_uses_the_standard_message():
     state.redacted_question = "Hello"
     s.RouteQuestion(Router()).run(state, lambda e, d: None)
     assert state.status == Status.GREETING and state.message.startswith("Hello. Ask me")
+
+
+def test_a_reply_that_stops_part_way_with_no_finish_reason_is_an_llm_error():
+    # The fake model sends no finish reason, as a server whose stream was cut would not.
+    state, _ = run("How much is SSP?", llm=llm_replying('{"answer": "SSP is £116'))
+    assert state.status is Status.LLM_ERROR
+    assert "£116" not in state.message
+    assert state.guardrails["error"].reason.startswith("compose: LLMStreamCut")
