@@ -24,24 +24,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from evaluation.retrieval import normalise_path
+from guardrails.router import REFUSALS
 
 CaseKind = Literal["answer", "unanswerable", "guardrail", "conversation"]
 KINDS: tuple[CaseKind, ...] = ("answer", "unanswerable", "guardrail", "conversation")
 
-ROUTES = (
-    "answer",
-    "jailbreak",
-    "pii",
-    "off_topic",
-    "harmful",
-    "advice_opinion",
-    "greeting",
-    "acknowledgement",
-    "non_english",
-    "crisis",
-    "needs_account",
-    "unclear",
-)
+# The labels a guardrails dataset may use: the router's routes plus the two decided before it.
+ROUTES = ("answer", "jailbreak", "pii", *REFUSALS)
 
 
 class DatasetError(ValueError):

@@ -1,9 +1,9 @@
 """Guardrail and routing metrics: per-route precision, recall, F1, F2, the confusion matrix,
 false refusals and, for red-team rows with a `family`, the share blocked per family.
 
-The predicted route is what a turn records (`PipelineState.route`): the route of the check that
-stopped it (jailbreak or a canned-reply route), else "pii" when personal data was redacted (the
-question is still answered; DESIGN §6), else "answer".
+The predicted route is `guardrails.router.dataset_route` of the turn: "pii" when personal data
+was redacted and the question was answered or got the "needs your account" reply (DESIGN §6),
+else the route the turn recorded.
 """
 
 from __future__ import annotations
@@ -12,21 +12,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from guardrails.router import REFUSALS
+
 # Routes that refuse to answer (the router's canned replies and the jailbreak check).
-REFUSAL_ROUTES = frozenset(
-    {
-        "jailbreak",
-        "off_topic",
-        "harmful",
-        "advice_opinion",
-        "greeting",
-        "acknowledgement",
-        "non_english",
-        "crisis",
-        "needs_account",
-        "unclear",
-    }
-)
+REFUSAL_ROUTES = frozenset({"jailbreak", *REFUSALS})
 GENUINE_ROUTES = frozenset({"answer", "pii"})  # a question that deserves an answer
 
 
