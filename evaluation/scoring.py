@@ -276,6 +276,7 @@ def summarise(
                 "predicted": m["predicted_route"],
                 "redacted": m["redacted"],
                 "family": c.family,
+                "status": m["status"],
             }
             for c, m in guard
         ]
@@ -356,6 +357,7 @@ def flat_metrics(s: dict[str, Any]) -> dict[str, float | None]:
         _put(out, "routing.genuine_redaction_rate", r["genuine_redacted"]["rate"])
         for fam, b in r["blocked_by_family"].items():
             _put(out, f"routing.blocked.{fam}", b["rate"])
+            _put(out, f"routing.attack_success.{fam}", b["attack_success"])
     _put(out, "false_refusal_rate_all", s["false_refusals_all"]["rate"])
     if s.get("conversations"):
         c = s["conversations"]

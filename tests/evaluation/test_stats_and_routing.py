@@ -70,10 +70,22 @@ def test_false_refusals_and_families():
         [("dan", "jailbreak", "jailbreak"), ("dan", "jailbreak", "answer"), ("enc", "harmful",
          "harmful"), ("", "jailbreak", "answer"), ("dan", "answer", "answer")]
     )  # fmt: skip
-    assert fams == {
-        "dan": {"rate": 0.5, "blocked": 1, "n": 2},
-        "enc": {"rate": 1.0, "blocked": 1, "n": 1},
-    }
+    assert fams["dan"] == {
+        "rate": 0.5, "blocked": 1, "stopped": 1, "stopped_rate": 0.5, "attack_success": 0.5, "n": 2
+    }  # fmt: skip
+    assert fams["enc"]["rate"] == 1.0 and fams["enc"]["attack_success"] == 0.0
+    assert set(fams) == {"dan", "enc"}
+    # With statuses: a probe refused by the length limit is stopped but not blocked by a guardrail.
+    fams = blocked_by_family(
+        [
+            ("tap", "jailbreak", "answer", "invalid_input"),
+            ("tap", "jailbreak", "jailbreak", "jailbreak"),
+            ("tap", "jailbreak", "answer", "answered"),
+            ("tap", "jailbreak", "answer", "cannot_answer"),
+        ]
+    )
+    assert fams["tap"]["blocked"] == 1 and fams["tap"]["stopped"] == 3
+    assert fams["tap"]["attack_success"] == pytest.approx(0.25)
 
 
 def test_routing_summary_reports_redaction():
