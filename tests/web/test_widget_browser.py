@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 
-from tests.web.conftest import run_axe, serious
-from tests.web.support import INJECTION_PATH
+from tests.web.conftest import _settings, run_axe, serious
+from tests.web.support import INJECTION_PATH, simple_services_factory, start_server
 
 TURN = ".govchat__turn"
 DONE = f"{TURN}[data-state=answered], {TURN}[data-state=refused]"
@@ -383,3 +383,25 @@ def test_embedded_with_one_script_tag_on_another_site(server, host_site, new_pag
     assert page.evaluate("getComputedStyle(document.querySelector('.govchat__ask')).color") == (
         "rgb(255, 255, 255)"
     ), "GOV.UK Frontend styles should apply to the widget"
+
+
+def test_branding_is_configurable_and_govuk_marks_are_off_by_default(
+    server, new_page, tmp_path, artifacts
+):
+    page = open_widget(new_page(), server.url)
+    assert not page.locator(".govchat-header__govuk-logo svg").is_visible()
+    fonts = page.evaluate("getComputedStyle(document.body).fontFamily")
+    assert "GDS Transport" not in fonts
+
+    settings = _settings(
+        tmp_path / "data", brand_name="Ask HMRC guidance", brand_govuk=True, brand_colour="#1d70b8"
+    )
+    live = start_server(settings, simple_services_factory)
+    try:
+        page = open_widget(new_page(), live.url)
+        logo = page.locator(".govchat-header__govuk-logo svg")
+        assert logo.is_visible() and logo.get_attribute("aria-label") == "GOV.UK"
+        assert page.locator("[data-govchat-brand]").first.inner_text() == "Ask HMRC guidance"
+        page.screenshot(path=str(artifacts / "widget-govuk-branding.png"))
+    finally:
+        live.stop()
