@@ -356,13 +356,18 @@ def _start_job(request: Request, *, dry_run: bool, plan_id: int | None) -> dict[
     return job.as_dict()
 
 
-@pages.post("/index/check")
-def index_check(request: Request) -> Response:
+def _start_job_then_show_index(request: Request, *, dry_run: bool, plan_id: int | None):
+    """Start a re-index job and go back to the index page (with the reason if refused)."""
     try:
-        _start_job(request, dry_run=True, plan_id=None)
+        _start_job(request, dry_run=dry_run, plan_id=plan_id)
     except HTTPException as exc:
         return RedirectResponse("/admin/index?" + urlencode({"message": exc.detail}), 303)
     return RedirectResponse("/admin/index", status_code=303)
+
+
+@pages.post("/index/check")
+def index_check(request: Request) -> Response:
+    return _start_job_then_show_index(request, dry_run=True, plan_id=None)
 
 
 @pages.post("/index/apply")
@@ -372,11 +377,7 @@ async def index_apply(request: Request) -> Response:
         plan_id = int(form.get("plan_id", ""))
     except ValueError:
         plan_id = None
-    try:
-        _start_job(request, dry_run=False, plan_id=plan_id)
-    except HTTPException as exc:
-        return RedirectResponse("/admin/index?" + urlencode({"message": exc.detail}), 303)
-    return RedirectResponse("/admin/index", status_code=303)
+    return _start_job_then_show_index(request, dry_run=False, plan_id=plan_id)
 
 
 @pages.get("/search")
