@@ -449,19 +449,9 @@ def _add_routes(app: FastAPI) -> None:
 
 
 CONVERSATION_FULL = "this conversation is full: start a new one"
+
+
 # An HTML tag or comment (closed or not): answers and sources are plain text with Markdown links.
-_MARKUP = re.compile(r"<!--.*?(-->|$)|</?[A-Za-z][^<>]*>?", re.DOTALL)
-
-
-def _plain_text_only(state: PipelineState) -> None:
-    """Remove any HTML the model wrote (or a page title carried) before the answer is stored and
-    returned: no script or markup can reach a widget, whatever it renders with."""
-    state.message = _MARKUP.sub("", state.message or "")
-    for source in state.sources:
-        source.title = _MARKUP.sub("", source.title or "")
-        source.heading = _MARKUP.sub("", source.heading or "")
-
-
 def _redact(services: Services, text: str | None) -> str | None:
     if not text:
         return text
@@ -498,7 +488,6 @@ async def _ask(
     saved: dict[str, Any] = {}
 
     def record(state: PipelineState) -> None:
-        _plain_text_only(state)
         if conversation_id is None:
             conv_id, question_id, answer = repo.save_first_turn(
                 state, end_user_id=caller.end_user, api_client_id=caller.client

@@ -9,6 +9,7 @@ Each step may end the turn with a status and a message; `store` always runs.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,10 @@ try:  # the OpenAI client's own timeout error
     _TIMEOUT_ERRORS = (*_TIMEOUT_ERRORS, openai.APITimeoutError)
 except ImportError:  # pragma: no cover
     pass
+
+
+# HTML tags and comments (an unclosed one to the end): never part of a plain-text answer.
+_MARKUP = re.compile(r"<!--.*?(-->|$)|</?[A-Za-z][^<>]*>?", re.DOTALL)
 
 
 def _noop(event: str, data: dict[str, Any]) -> None:
@@ -104,9 +109,15 @@ class AnswerPipeline:
         return f"For your privacy, I removed personal details ({kinds}) from your question."
 
     def _finish(self, state: PipelineState) -> None:
-        """Every turn ends with a status (and the privacy notice) before it is stored."""
+        """Every turn ends with a status (and the privacy notice) before it is stored, as plain
+        text: any HTML the model wrote or a page title carried is removed, so no script or
+        markup reaches a client, whatever it renders with."""
         if not state.stopped:
             state.stop(Status.CANNOT_ANSWER, s.message_for(Status.CANNOT_ANSWER, state))
+        state.message = _MARKUP.sub("", state.message or "")
+        for source in state.sources:
+            source.title = _MARKUP.sub("", source.title or "")
+            source.heading = _MARKUP.sub("", source.heading or "")
         notice = self.privacy_notice(state)
         if notice and not state.message.startswith(notice):
             state.message = f"{notice}\n\n{state.message}"

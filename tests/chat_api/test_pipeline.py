@@ -311,3 +311,14 @@ def test_a_reply_that_stops_part_way_with_no_finish_reason_is_an_llm_error():
     assert state.status is Status.LLM_ERROR
     assert "£116" not in state.message
     assert state.guardrails["error"].reason.startswith("compose: LLMStreamCut")
+
+
+def test_markup_the_model_writes_never_leaves_the_pipeline():
+    reply = answer_json(
+        'SSP is <b onclick="x()">£116.75</b> a week<script>alert(x)</script> ([SSP](link_1)).'
+        "<!-- hidden"
+    )
+    state, _ = run("How much is SSP?", llm=llm_replying(reply))
+    assert state.status == Status.ANSWERED
+    assert "<" not in state.message and "alert(x)" in state.message  # tags gone, text inert
+    assert state.message.startswith("SSP is £116.75 a week")
