@@ -192,6 +192,7 @@ def build_pipeline(
             k=settings.retrieval_k,
             min_dense_score=settings.answer_min_dense_score,
             injection_detector=guards.jailbreak,
+            history_questions=settings.retrieval_history_questions,
         ),
         s.SelectEvidence(
             getattr(retriever, "embedder", None), max_chunks=settings.answer_max_chunks

@@ -177,6 +177,9 @@ class RouteQuestion:
 # ---------------------------------------------------------------------------- retrieval
 
 
+_WORDS = re.compile(r"[^\W\d_]{3,}")
+
+
 class RetrieveSections:
     name = "retrieve"
 
@@ -186,11 +189,29 @@ class RetrieveSections:
         k: int = 5,
         min_dense_score: float = 0.4,
         injection_detector: Any | None = None,
+        history_questions: int = 2,
     ):
         self.retriever = retriever
         self.k = k
         self.min_dense_score = min_dense_score
         self.injection_detector = injection_detector
+        self.history_questions = history_questions
+
+    def query(self, state: PipelineState) -> str:
+        """The search text: the condensed question, plus, for a follow-up, the user's last
+        questions that the rewrite did not already spell out. A small model's rewrite often drops
+        the topic ("Could I still be a director if I got one?"); the earlier questions carry it,
+        for BM25 and the embedding alike."""
+        n = self.history_questions
+        earlier = [t.question for t in state.question.history[-n:]] if n else []
+        query = state.condensed_question
+        for question in earlier:
+            words = set(_WORDS.findall(question.lower()))
+            known = set(_WORDS.findall(query.lower()))
+            # Only what the rewrite left out: repeating words it kept would skew the ranking.
+            if words and len(words - known) / len(words) > 0.4:
+                query = f"{query} {question}"
+        return query.strip()
 
     def _injected(self, text: str) -> Verdict:
         if self.injection_detector is not None:
@@ -199,7 +220,8 @@ class RetrieveSections:
 
     def run(self, state: PipelineState, emit: Emit) -> None:
         try:
-            results = self.retriever.search(state.condensed_question, self.k, explain=False)
+            state.search_query = self.query(state)
+            results = self.retriever.search(state.search_query, self.k, explain=False)
         except ValueError:  # InvalidQuery: nothing searchable left after redaction
             state.stop(Status.CANNOT_ANSWER, message_for(Status.CANNOT_ANSWER, state))
             return

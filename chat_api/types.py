@@ -126,6 +126,7 @@ class PipelineState:
     redacted_question: str = ""
     redactions: list[str] = field(default_factory=list)  # kinds of personal data removed
     condensed_question: str = ""
+    search_query: str = ""  # what retrieval searched for (condensed + earlier questions)
     route: str = "answer"
     retrieved: list[RetrievedChunk] = field(default_factory=list)
     prompt_chunks: list[RetrievedChunk] = field(default_factory=list)

@@ -126,6 +126,7 @@ def turn_record(state: PipelineState, raw_results: list[Any], in_index: Callable
         "redactions": list(state.redactions),
         "redacted_question": state.redacted_question,
         "condensed_question": state.condensed_question,
+        "search_query": state.search_query,
         "sources": sources,
         "retrieved": [r.exact_path for r in raw_results],
         "retrieved_base_paths": [r.base_path for r in raw_results],

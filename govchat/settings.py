@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     llm_threads: int | None = Field(None, ge=1, description="Local model CPU threads.")
     answer_timeout: float = Field(120.0, gt=0, description="Seconds for a whole answer.")
     answer_max_chunks: int = Field(4, ge=1, le=20, description="Sections evidence is drawn from.")
+    retrieval_history_questions: int = Field(
+        2, ge=0, le=10, description="Earlier user questions added to a follow-up's search text."
+    )
     answer_min_dense_score: float = Field(
         0.4, ge=-1, le=1, description="Below this cosine similarity a section is not relevant."
     )

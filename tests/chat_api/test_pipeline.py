@@ -163,7 +163,12 @@ def test_first_question_is_not_condensed_but_a_follow_up_is():
     ]
     state, _ = run("How much does it cost?", llm=llm, retriever=retriever, history=history)
     assert state.condensed_question == "How much does a Temporary Event Notice cost?"
-    assert retriever.queries == ["How much does a Temporary Event Notice cost?"]
+    # The search also carries the earlier question, in case the rewrite lost the topic.
+    expected_query = (
+        "How much does a Temporary Event Notice cost? "
+        "Do I need a licence for a bar at a fundraiser?"
+    )
+    assert retriever.queries == [expected_query] and state.search_query == expected_query
     assert "Temporary Event Notice" in llm.prompts[0]  # history went to the condenser
 
     first_llm = llm_replying(answer_json("SSP is £116.75 a week."))
