@@ -98,6 +98,8 @@ GENUINE = [
     "What payroll software can send my employees' NI numbers to HMRC?",
     "Without restrictions on my hours, can a 17 year old work nights in my pub?",
     "What happens if we don't follow the Acas code on grievances?",
+    "which businesses can't join it?",  # short follow-ups, checked before condensing
+    "what if they say no?",
 ]
 
 
