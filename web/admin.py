@@ -14,6 +14,7 @@ import hmac
 import json
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -192,22 +193,45 @@ def _parse_day(value: str | None, field: str) -> date | None:
         raise HTTPException(422, f"{field} must be a date like 2025-01-31") from None
 
 
-def _question_filters(
-    status_: str | None, route: str | None, feedback: str | None, from_: str | None, to: str | None
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class QuestionFilters:
+    """The question browser's filters: `params` as given (for links), `query` for the
+    repository's `list_answers`."""
+
+    params: dict[str, str]
+    query: dict[str, Any]
+
+
+def question_filters(
+    status_: Annotated[str | None, Query(alias="status", max_length=40)] = None,
+    route: Annotated[str | None, Query(max_length=50)] = None,
+    feedback: Annotated[str | None, Query(max_length=20)] = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+    to: Annotated[str | None, Query(max_length=10)] = None,
+) -> QuestionFilters:
+    """A FastAPI dependency shared by the questions page and its JSON twin."""
     if feedback not in (None, "", "useful", "not_useful", "any", "none"):
         raise HTTPException(422, "feedback must be useful, not_useful, any or none")
     since = _parse_day(from_, "from")
     until = _parse_day(to, "to")
-    return {
-        "status": status_ or None,
-        "route": route or None,
-        "feedback": feedback or None,
-        "since": datetime.combine(since, datetime.min.time(), UTC) if since else None,
-        "until": (
-            datetime.combine(until + timedelta(days=1), datetime.min.time(), UTC) if until else None
-        ),
-    }
+    given = {"status": status_, "route": route, "feedback": feedback, "from": from_, "to": to}
+    return QuestionFilters(
+        params={k: v for k, v in given.items() if v},
+        query={
+            "status": status_ or None,
+            "route": route or None,
+            "feedback": feedback or None,
+            "since": datetime.combine(since, datetime.min.time(), UTC) if since else None,
+            "until": (
+                datetime.combine(until + timedelta(days=1), datetime.min.time(), UTC)
+                if until
+                else None
+            ),
+        },
+    )
+
+
+QuestionFiltersDep = Annotated[QuestionFilters, Depends(question_filters)]
 
 
 def _search(request: Request, q: str, k: int, mode: str) -> tuple[list[dict[str, Any]], str | None]:
@@ -404,27 +428,12 @@ def search_page(
 @pages.get("/questions")
 def questions_page(
     request: Request,
-    status_: Annotated[str | None, Query(alias="status", max_length=40)] = None,
-    route: Annotated[str | None, Query(max_length=50)] = None,
-    feedback: Annotated[str | None, Query(max_length=20)] = None,
-    from_: Annotated[str | None, Query(alias="from", max_length=10)] = None,
-    to: Annotated[str | None, Query(max_length=10)] = None,
+    filters: QuestionFiltersDep,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> Response:
     repo = request.app.state.services.repository
-    filters = _question_filters(status_, route, feedback, from_, to)
-    listing = repo.list_answers(**filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-    params = {
-        k: v
-        for k, v in {
-            "status": status_,
-            "route": route,
-            "feedback": feedback,
-            "from": from_,
-            "to": to,
-        }.items()
-        if v
-    }
+    listing = repo.list_answers(**filters.query, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    params = filters.params
     return _render(
         request,
         "admin/questions.html",
@@ -520,16 +529,12 @@ def api_search(
 @api.get("/questions")
 def api_questions(
     request: Request,
-    status_: Annotated[str | None, Query(alias="status", max_length=40)] = None,
-    route: Annotated[str | None, Query(max_length=50)] = None,
-    feedback: Annotated[str | None, Query(max_length=20)] = None,
-    from_: Annotated[str | None, Query(alias="from", max_length=10)] = None,
-    to: Annotated[str | None, Query(max_length=10)] = None,
+    filters: QuestionFiltersDep,
     limit: Annotated[int, Query(ge=1, le=500)] = PAGE_SIZE,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict:
-    filters = _question_filters(status_, route, feedback, from_, to)
-    return request.app.state.services.repository.list_answers(**filters, limit=limit, offset=offset)
+    repository = request.app.state.services.repository
+    return repository.list_answers(**filters.query, limit=limit, offset=offset)
 
 
 @api.get("/questions/{answer_id}")
