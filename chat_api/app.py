@@ -22,14 +22,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import SQLAlchemyError
 from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chat_api.repository import ConversationFull
 from chat_api.services import Services, build_services
 from chat_api.types import PipelineState, Question, Status
+from govchat.db import is_unavailable
 from govchat.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -309,9 +309,7 @@ def create_app(
 
     @app.exception_handler(SQLAlchemyError)
     async def database_error(request: Request, exc: SQLAlchemyError):
-        if isinstance(exc, OperationalError | InterfaceError | PoolTimeout) or getattr(
-            exc, "connection_invalidated", False
-        ):
+        if is_unavailable(exc):
             # Locked, unreachable or out of connections: nothing was stored (one transaction
             # per turn), so the client can safely ask again.
             log.warning(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 from govchat.settings import Settings
@@ -20,6 +22,33 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url.removeprefix(prefix)
     return url
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` means the database is locked, unreachable or out of connections.
+
+    Looks through the whole exception chain: a connection whose socket died can surface as
+    another error raised while SQLAlchemy cleans up after the real one (psycopg's pre-ping
+    reports "can't change 'autocommit' now" after "connection socket closed").
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
+            return True
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return True
+        if _is_dbapi_connection_error(exc):  # a driver's own error (SQLAlchemy's ``orig``)
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _is_dbapi_connection_error(exc: BaseException) -> bool:
+    # DB-API 2.0 names, whatever the driver (sqlite3, psycopg, ...).
+    return any(
+        cls.__name__ in ("OperationalError", "InterfaceError") for cls in type(exc).__mro__
+    )
 
 
 def make_engine(settings: Settings) -> Engine:
