@@ -46,9 +46,7 @@ def is_unavailable(exc: BaseException) -> bool:
 
 def _is_dbapi_connection_error(exc: BaseException) -> bool:
     # DB-API 2.0 names, whatever the driver (sqlite3, psycopg, ...).
-    return any(
-        cls.__name__ in ("OperationalError", "InterfaceError") for cls in type(exc).__mro__
-    )
+    return any(cls.__name__ in ("OperationalError", "InterfaceError") for cls in type(exc).__mro__)
 
 
 def make_engine(settings: Settings) -> Engine:
