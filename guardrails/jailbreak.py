@@ -31,7 +31,7 @@ import yaml
 
 from chat_api.types import Verdict
 from guardrails.definitions import DEFINITIONS_DIR, input_rules
-from guardrails.normalise import Normalised, normalise_for_detection
+from guardrails.normalise import Normalised, normalise_for_detection, script_stats
 
 RULES_FILE = DEFINITIONS_DIR / "jailbreak.yaml"
 EXAMPLES_FILE = DEFINITIONS_DIR / "jailbreak_examples.jsonl"
@@ -55,6 +55,7 @@ class JailbreakConfig:
     retrieved_threshold: float
     window_words: int
     benign_routes: tuple[str, ...] = ()
+    max_non_latin_share: float = 1.0
 
 
 @cache
@@ -71,7 +72,7 @@ def jailbreak_config() -> JailbreakConfig:
     ]
     clf = data["classifier"]
     benign_routes = tuple(clf.get("benign_from_routes", ()))
-    examples = EXAMPLES_FILE.read_bytes() + (ROUTES_FILE.read_bytes() if benign_routes else b"")
+    examples = EXAMPLES_FILE.read_bytes() + (_routes_version().encode() if benign_routes else b"")
     examples_hash = hashlib.sha256(examples).hexdigest()[:8]
     return JailbreakConfig(
         version=f"{data['version']}+{hashlib.sha256(raw).hexdigest()[:8]}+ex{examples_hash}"
@@ -83,10 +84,15 @@ def jailbreak_config() -> JailbreakConfig:
         retrieved_threshold=float(clf["retrieved_threshold"]),
         window_words=int(clf.get("window_words", 120)),
         benign_routes=benign_routes,
+        max_non_latin_share=float(clf.get("max_non_latin_share", 1.0)),
     )
 
 
-ROUTES_FILE = DEFINITIONS_DIR / "routes.yaml"
+def _routes_version() -> str:
+    """The router's definitions version: covers routes.yaml and its example files."""
+    from guardrails.router import route_definitions
+
+    return route_definitions().version
 
 
 def load_examples(path: Path = EXAMPLES_FILE) -> list[dict[str, Any]]:
@@ -95,19 +101,21 @@ def load_examples(path: Path = EXAMPLES_FILE) -> list[dict[str, Any]]:
 
 
 def route_benign_examples(routes: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The router's example sentences for `routes` (routes.yaml), labelled benign.
+    """The router's example sentences for `routes` (routes.yaml and its example files), labelled
+    benign.
 
     Greetings, off-topic requests, opinions and genuine questions are not attacks on the model;
     without them the classifier learns that any request to write or play something is one.
     """
     if not routes:
         return []
-    data = yaml.safe_load(ROUTES_FILE.read_bytes())
+    from guardrails.router import route_definitions
+
+    examples = route_definitions().examples
     return [
-        {"text": text, "label": "benign", "source": f"routes.yaml:{route}"}
+        {"text": text, "label": "benign", "source": f"routes:{route}"}
         for route in routes
-        for text in data["examples"].get(route, [])
-        if isinstance(text, str)
+        for text in examples.get(route, ())
     ]
 
 
@@ -164,7 +172,7 @@ class JailbreakClassifier:
         digest = hashlib.sha256(self.examples_file.read_bytes())
         digest.update(self.model_name.encode())
         if jailbreak_config().benign_routes:
-            digest.update(ROUTES_FILE.read_bytes())
+            digest.update(_routes_version().encode())
         return self.cache_dir / f"jailbreak-lr-{digest.hexdigest()[:16]}.joblib"
 
     @staticmethod
@@ -268,7 +276,9 @@ class JailbreakDetector:
                 details={**details, "layer": "rules", **hit},
             )
         prob = 0.0
-        if self.use_classifier:
+        # The classifier reads English embeddings: text mostly in another script (after
+        # homoglyphs were mapped to Latin) is left to the rules and the router's language check.
+        if self.use_classifier and script_stats(norm.text)[1] < cfg.max_non_latin_share:
             threshold = cfg.retrieved_threshold if retrieved else cfg.threshold
             prob, kind = self.score(norm)
             details["probability"] = round(prob, 4)

@@ -296,3 +296,12 @@ def normalise_for_detection(text: str, *, _depth: int = 0) -> Normalised:
             kinds.append(kind)
             texts.append(v)
     return Normalised(cleaned, texts, stripped, kinds)
+
+
+def script_stats(text: str) -> tuple[int, float]:
+    """(number of letters, share of them outside the Latin script)."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return 0, 0.0
+    non_latin = sum(1 for c in letters if not unicodedata.name(c, "").startswith("LATIN"))
+    return len(letters), non_latin / len(letters)

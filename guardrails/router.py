@@ -24,10 +24,10 @@ Usage::
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 import time
-import unicodedata
 import urllib.parse
 from dataclasses import dataclass, field
 from functools import cache
@@ -39,6 +39,7 @@ import yaml
 
 from chat_api.types import Verdict
 from guardrails.definitions import DEFINITIONS_DIR, input_rules
+from guardrails.normalise import script_stats
 
 ROUTES = (
     "answer",
@@ -115,15 +116,37 @@ class RouteDefinitions:
         return self.margin_over_answer.get(route, self.margin_over_answer.get("default", 0.25))
 
 
+def _example_files(names: list[str]) -> tuple[dict[str, list[str]], str]:
+    """Example sentences from JSONL files (``{"text", "route", ...}`` a line) and their hash."""
+    found: dict[str, list[str]] = {}
+    digest = hashlib.sha256()
+    for name in names:
+        raw = (DEFINITIONS_DIR / name).read_bytes()
+        digest.update(raw)
+        for n, line in enumerate(raw.decode("utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if row.get("route") not in ROUTES or not isinstance(row.get("text"), str):
+                raise ValueError(f"{name}:{n}: needs a text and a known route")
+            found.setdefault(row["route"], []).append(row["text"])
+    return found, digest.hexdigest()[:8]
+
+
 @cache
 def route_definitions() -> RouteDefinitions:
     data, version = _read("routes.yaml")
     th = data["thresholds"]
     lang = data["language"]
-    examples = {k: tuple(str(s) for s in v) for k, v in data["examples"].items()}
+    examples = {k: [str(s) for s in v] for k, v in data["examples"].items()}
     unknown = set(examples) - set(ROUTES)
     if unknown:
         raise ValueError(f"routes.yaml: unknown routes {sorted(unknown)}")
+    if data.get("example_files"):
+        extra, extra_hash = _example_files(list(data["example_files"]))
+        for route, sentences in extra.items():
+            examples.setdefault(route, []).extend(sentences)
+        version = f"{version}+ex{extra_hash}"
     return RouteDefinitions(
         version=version,
         min_probability={k: float(v) for k, v in th["min_probability"].items()},
@@ -142,7 +165,7 @@ def route_definitions() -> RouteDefinitions:
             welsh=str(lang["welsh"]),
         ),
         rules={k: _compile(v) for k, v in data["rules"].items()},
-        examples=examples,
+        examples={k: tuple(v) for k, v in examples.items()},
         non_english_examples=tuple(str(s) for s in data.get("non_english_examples", [])),
     )
 
@@ -185,14 +208,6 @@ class LanguageGuess:
 _WORD = re.compile(r"[^\W\d_]+")
 
 
-def _script_stats(text: str) -> tuple[int, float]:
-    letters = [c for c in text if c.isalpha()]
-    if not letters:
-        return 0, 0.0
-    non_latin = sum(1 for c in letters if not unicodedata.name(c, "").startswith("LATIN"))
-    return len(letters), non_latin / len(letters)
-
-
 class LanguageIdentifier:
     """py3langid with normalised probabilities; the model (inside the wheel) loads on first use."""
 
@@ -211,7 +226,7 @@ class LanguageIdentifier:
         return self._ident
 
     def guess(self, text: str, english_like: frozenset[str]) -> LanguageGuess:
-        letters, share = _script_stats(text)
+        letters, share = script_stats(text)
         ranked = self._model().rank(text)
         top, conf = ranked[0]
         english = sum(p for lang, p in ranked if lang in english_like)

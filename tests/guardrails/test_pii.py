@@ -107,6 +107,11 @@ POSITIVES = [
         "5555-5555-5555-4444",
     ),
     ("Refund to 378282246310005 please, that is my Amex.", "bank card number", "378282246310005"),
+    (  # fails the Luhn check (mistyped), but a card number next to "card" all the same
+        "I paid my tax with card 4929 1234 5678 9012 but it hasn't arrived.",
+        "bank card number",
+        "4929 1234 5678 9012",
+    ),
     # bank account
     ("Pay the refund to sort code 12-34-56, account 12345678.", "bank account details", "12345678"),
     (
