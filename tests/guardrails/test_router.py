@@ -66,6 +66,8 @@ GENUINE = [
     "How do I report a business that charges VAT but is not VAT registered?",
     "Can I put CCTV in the staff car park?",
     "What is the penalty for bribing a public official?",
+    "Can I jump off the VAT flat rate scheme mid-year?",
+    "Do I need a licence to make bath bombs to sell?",
 ]
 
 
@@ -131,6 +133,11 @@ def test_each_route(router, text, route):
         "My manager threatened to stab me",
         "I have taken all my tablets",
         "I feel like there is no reason to carry on living",
+        "Honestly nobody would miss me if I was gone",
+        "Since the shop closed my life isn't worth living",
+        "I keep thinking about ending it",
+        "I'm on the roof and I want to jump off the building",
+        "My business partner says he'll kill himself if the company fails",
     ],
 )
 def test_crisis_variants_are_caught(router, text):
