@@ -8,6 +8,7 @@ import pytest
 from guardrails.router import (
     REFUSALS,
     QuestionRouter,
+    _example_files,
     dataset_route,
     route_definitions,
     route_messages,
@@ -201,6 +202,20 @@ def test_definitions_have_enough_examples():
         assert len(examples) >= 25, route
     assert len(defs.examples["answer"]) >= 100
     assert len(defs.non_english_examples) >= 25
+    # routes.yaml's example_files join in, and their content is part of the version
+    assert len(defs.examples["harmful"]) >= 300
+    assert "+ex" in defs.version
+
+
+def test_example_files_need_a_text_and_a_known_route(tmp_path):
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"text": "How do I forge a P45?", "route": "harmful"}\n\n')
+    found, digest = _example_files([str(good)])
+    assert found == {"harmful": ["How do I forge a P45?"]} and len(digest) == 8
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "hello", "route": "answer"}\n{"text": "hi", "route": "chat"}\n')
+    with pytest.raises(ValueError, match="bad.jsonl:2"):
+        _example_files([str(bad)])
 
 
 def test_messages_exist_and_signpost():
