@@ -107,6 +107,8 @@ class RouteDefinitions:
     margin_over_answer: dict[str, float]
     C: float
     crisis_nearest_similarity: float
+    harmful_binary_min: float
+    harmful_binary_C: float
     language: LanguageSettings
     rules: dict[str, tuple[re.Pattern[str], ...]]
     examples: dict[str, tuple[str, ...]]
@@ -153,6 +155,8 @@ def route_definitions() -> RouteDefinitions:
         margin_over_answer={k: float(v) for k, v in th["margin_over_answer"].items()},
         C=float(th.get("C", 1.0)),
         crisis_nearest_similarity=float(th.get("crisis_nearest_similarity", 1.01)),
+        harmful_binary_min=float(th.get("harmful_binary", {}).get("min_probability", 1.01)),
+        harmful_binary_C=float(th.get("harmful_binary", {}).get("C", 1.0)),
         language=LanguageSettings(
             min_letters=int(lang["min_letters"]),
             min_words=int(lang["min_words"]),
@@ -241,9 +245,10 @@ class LanguageIdentifier:
 @dataclass
 class _Model:
     classes: list[str]
-    clf: Any  # sklearn LogisticRegression
+    clf: Any  # sklearn LogisticRegression over every route
     example_vectors: np.ndarray
     example_labels: np.ndarray
+    harmful: Any = None  # sklearn LogisticRegression: harmful vs every other route
 
 
 _MODELS: dict[tuple[str, str], _Model] = {}
@@ -277,7 +282,12 @@ def _train(
     y = np.array(labels)
     clf = LogisticRegression(C=defs.C, max_iter=2000, class_weight="balanced")
     clf.fit(vectors, y)
-    return _Model([str(c) for c in clf.classes_], clf, vectors, y)
+    harmful = None
+    if "harmful" in defs.examples and defs.harmful_binary_min <= 1.0:
+        harmful = LogisticRegression(
+            C=defs.harmful_binary_C, max_iter=2000, class_weight="balanced"
+        ).fit(vectors, (y == "harmful").astype(int))
+    return _Model([str(c) for c in clf.classes_], clf, vectors, y, harmful)
 
 
 # ---------------------------------------------------------------------------- router
@@ -434,6 +444,13 @@ class QuestionRouter:
             return self._decision(
                 "crisis", "classifier", f"nearest example {nn_sim:.2f}", nn_sim, **details
             )
+        if model.harmful is not None:
+            p_harmful = float(model.harmful.predict_proba(vec)[0][1])
+            details["harmful_binary"] = round(p_harmful, 4)
+            if p_harmful >= defs.harmful_binary_min:
+                return self._decision(
+                    "harmful", "classifier", f"harmful p={p_harmful:.2f}", p_harmful, **details
+                )
         route, p = max(
             ((r, v) for r, v in probs.items() if r not in ("answer", "crisis")),
             key=lambda kv: kv[1],
