@@ -139,6 +139,7 @@ def _example_files(names: list[str]) -> tuple[dict[str, list[str]], str]:
 def route_definitions() -> RouteDefinitions:
     data, version = _read("routes.yaml")
     th = data["thresholds"]
+    binary = th.get("harmful_binary", {})
     lang = data["language"]
     examples = {k: [str(s) for s in v] for k, v in data["examples"].items()}
     unknown = set(examples) - set(ROUTES)
@@ -155,8 +156,8 @@ def route_definitions() -> RouteDefinitions:
         margin_over_answer={k: float(v) for k, v in th["margin_over_answer"].items()},
         C=float(th.get("C", 1.0)),
         crisis_nearest_similarity=float(th.get("crisis_nearest_similarity", 1.01)),
-        harmful_binary_min=float(th.get("harmful_binary", {}).get("min_probability", 1.01)),
-        harmful_binary_C=float(th.get("harmful_binary", {}).get("C", 1.0)),
+        harmful_binary_min=float(binary.get("min_probability", 1.01)),
+        harmful_binary_C=float(binary.get("C", 1.0)),
         language=LanguageSettings(
             min_letters=int(lang["min_letters"]),
             min_words=int(lang["min_words"]),
