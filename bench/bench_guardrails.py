@@ -58,6 +58,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     ap.add_argument("--genuine", type=Path, nargs="*", default=[])
+    ap.add_argument(
+        "--screen",
+        choices=["off", "local"],
+        default="off",
+        help="add the language-model screen (local = the bundled 1.5B GGUF)",
+    )
+    ap.add_argument("--out", type=Path, help="write one JSON line per case (route, verdicts)")
     args = ap.parse_args()
 
     from chat_api import steps as s
@@ -68,7 +75,13 @@ def main() -> None:
     rows = [json.loads(line) for line in args.dataset.read_text().splitlines() if line.strip()]
     for path in args.genuine:
         rows += genuine_rows(path)
-    guards = build_guards(load_embedder("all-MiniLM-L6-v2"))
+    screen = None
+    if args.screen == "local":
+        from govchat.settings import Settings
+        from guardrails.llm_screen import build_screen
+
+        screen = build_screen(Settings())
+    guards = build_guards(load_embedder("all-MiniLM-L6-v2"), screen=screen)
     t0 = time.perf_counter()
     warm_up_guards(guards)
     warm = time.perf_counter() - t0
@@ -79,11 +92,13 @@ def main() -> None:
             s.CheckJailbreak(guards.jailbreak),
             s.CondenseQuestion(llm=None),
             s.RouteQuestion(guards.router),
+            s.ScreenQuestion(guards.screen, guards.router),
         ]
     )
     confusion: dict[str, Counter[str]] = defaultdict(Counter)
     times, misses = [], []
     pii_found = pii_total = pii_false = genuine_total = 0
+    out = args.out.open("w") if args.out else None
     for row in rows:
         t = time.perf_counter()
         state = pipeline.run(Question(row["question"]))
@@ -96,6 +111,14 @@ def main() -> None:
             genuine_total += 1
             pii_false += bool(state.redactions)
         confusion[row["expected_route"]][got] += 1
+        if out is not None:
+            record = {
+                **row,
+                "predicted": got,
+                "ms": round(times[-1], 1),
+                "guardrails": {k: v.as_dict() for k, v in state.guardrails.items()},
+            }
+            out.write(json.dumps(record) + "\n")
         if got != row["expected_route"]:
             misses.append((row["id"], row["expected_route"], got))
     from evaluation.metrics.routing import per_route_scores, refusal_routes

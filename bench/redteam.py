@@ -67,7 +67,13 @@ def build_pipeline(data_dir: Path):
     store = open_store(settings)
     retriever = build_retriever(settings, store)
     llm = build_chat_model(settings)
-    guards = build_guards(retriever.embedder, judge=llm if settings.llm_base_url else None)
+    from guardrails.llm_screen import build_screen
+
+    guards = build_guards(
+        retriever.embedder,
+        judge=llm if settings.llm_base_url else None,
+        screen=build_screen(settings),
+    )
     warm_up_guards(guards)
     pipeline = build_pipeline(
         settings,

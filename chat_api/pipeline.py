@@ -141,11 +141,15 @@ class Guards:
     personal_data: Any | None = None  # guardrails.pii.PersonalDataDetector
     jailbreak: Any | None = None  # guardrails.jailbreak.JailbreakDetector
     router: Any | None = None  # guardrails.router.QuestionRouter
+    screen: Any | None = None  # guardrails.llm_screen.LLMScreen
 
 
-def build_guards(embedder: Any, judge: BaseChatModel | None = None) -> Guards:
+def build_guards(
+    embedder: Any, judge: BaseChatModel | None = None, screen: Any | None = None
+) -> Guards:
     """The full offline guardrails, sharing the retriever's embedding model; `judge` (a capable
-    server LLM) adds an LLM jailbreak check on top."""
+    server LLM) adds an LLM jailbreak check on top; `screen` (an LLMScreen) asks a language
+    model about the questions the other layers would answer."""
     from guardrails.jailbreak import JailbreakDetector
     from guardrails.llm_checks import LLMJailbreakCheck
     from guardrails.pii import personal_data_detector
@@ -157,6 +161,7 @@ def build_guards(embedder: Any, judge: BaseChatModel | None = None) -> Guards:
             embedder=embedder, llm_check=LLMJailbreakCheck(judge) if judge else None
         ),
         router=QuestionRouter(embedder=embedder),
+        screen=screen,
     )
 
 
@@ -168,6 +173,8 @@ def warm_up_guards(guards: Guards) -> None:
         guards.router.warm_up()
     if guards.jailbreak is not None:
         guards.jailbreak.check("How much is Statutory Sick Pay?")
+    if guards.screen is not None:
+        guards.screen.warm_up()
 
 
 def build_pipeline(
@@ -187,6 +194,7 @@ def build_pipeline(
         s.CheckJailbreak(guards.jailbreak),
         s.CondenseQuestion(llm),
         s.RouteQuestion(guards.router),
+        s.ScreenQuestion(guards.screen, guards.router),
         s.RetrieveSections(
             retriever,
             k=settings.retrieval_k,

@@ -62,7 +62,13 @@ def build_services(settings: Settings) -> Services:
     retriever = build_retriever(settings, store)
     llm = build_chat_model(settings)
     # The local models are not reliable judges: the LLM check runs only with a server LLM.
-    guards = build_guards(retriever.embedder, judge=llm if settings.llm_base_url else None)
+    from guardrails.llm_screen import build_screen
+
+    guards = build_guards(
+        retriever.embedder,
+        judge=llm if settings.llm_base_url else None,
+        screen=build_screen(settings),
+    )
     warm_up_guards(guards)
     services = Services(
         settings=settings,

@@ -174,6 +174,38 @@ class RouteQuestion:
             state.stop(_ROUTE_STATUS[route], message_for(_ROUTE_STATUS[route], state))
 
 
+class ScreenQuestion:
+    """The language-model screen (guardrails.llm_screen.LLMScreen) on a question routed to be
+    answered: refuses it as harmful or as a jailbreak when the model is confident enough."""
+
+    name = "screen"
+
+    def __init__(self, screen: Any | None = None, router: Any | None = None):
+        self.screen = screen
+        self.router = router
+
+    def run(self, state: PipelineState, emit: Emit) -> None:
+        if self.screen is None or state.route != "answer":
+            return
+        text = state.condensed_question or state.redacted_question
+        routed = state.guardrails.get("route")
+        p_harmful = routed.details.get("harmful_binary") if routed is not None else None
+        prior = {"harmful": float(p_harmful)} if p_harmful is not None else None
+        verdict = self.screen.check(text, prior=prior)
+        state.guardrails["llm_screen"] = verdict
+        state.versions["llm_screen"] = verdict.version
+        if verdict.passed:
+            return
+        route = verdict.details.get("route", "harmful")
+        state.route = route
+        if route == "jailbreak":
+            state.stop(Status.JAILBREAK, message_for(Status.JAILBREAK))
+            return
+        status = _ROUTE_STATUS.get(route, Status.HARMFUL)
+        reply = self.router.message(route) if self.router is not None else ""
+        state.stop(status, reply or message_for(status, state))
+
+
 # ---------------------------------------------------------------------------- retrieval
 
 
@@ -639,6 +671,7 @@ __all__ = [
     "RedactPersonalData",
     "RetrieveSections",
     "RouteQuestion",
+    "ScreenQuestion",
     "Step",
     "Turn",
     "ValidateQuestion",

@@ -64,13 +64,15 @@ def corpus_description(store: Any, settings: Settings) -> tuple[dict[str, Any], 
 
 def build_components(settings: Settings, llm: Any | None = None) -> Components:
     """The real components, as `chat_api.services.build_services` wires them (full offline
-    guardrails; the LLM jailbreak check only with a server LLM), without storing anything.
+    guardrails, the language-model screen, and the LLM jailbreak check only with a server LLM),
+    without storing anything.
     `llm` replaces the configured chat model (tests pass a fake at this boundary)."""
     from chat_api.llm import build_chat_model, json_schema_format, model_identity
     from chat_api.pipeline import build_guards, build_pipeline, warm_up_guards
     from chat_api.steps import ANSWER_SCHEMA
     from evaluation.runner import RecordingRetriever, serialise_llm_steps
     from govchat.services import build_retriever, open_store
+    from guardrails.llm_screen import build_screen
 
     store = open_store(settings)
     closers: list[Callable[[], None]] = [store.client.close]
@@ -81,7 +83,9 @@ def build_components(settings: Settings, llm: Any | None = None) -> Components:
         local = llm is None and not settings.llm_base_url
         model = llm if llm is not None else build_chat_model(settings)
         judge = model if (llm is not None or settings.llm_base_url) else None
-        guards = build_guards(inner.embedder, judge=judge)
+        # The language-model screen as configured; a passed-in test double is no screen.
+        screen = build_screen(settings) if llm is None else None
+        guards = build_guards(inner.embedder, judge=judge, screen=screen)
         warm_up_guards(guards)
     except BaseException:
         store.client.close()

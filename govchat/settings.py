@@ -151,6 +151,11 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(0.0, ge=0, le=2)
     llm_context_tokens: int = Field(4096, ge=512, description="Local model context window.")
     llm_threads: int | None = Field(None, ge=1, description="Local model CPU threads.")
+    guard_screen: Literal["auto", "local", "server", "off"] = Field(
+        "auto",
+        description="Language-model screen of questions the offline guardrails would answer: "
+        "auto = the server LLM when one is set, else the bundled 1.5B model; off = none.",
+    )
     answer_timeout: float = Field(120.0, gt=0, description="Seconds for a whole answer.")
     answer_max_chunks: int = Field(4, ge=1, le=20, description="Sections evidence is drawn from.")
     retrieval_history_questions: int = Field(

