@@ -153,14 +153,14 @@ def build_guards(
     from guardrails.jailbreak import JailbreakDetector
     from guardrails.llm_checks import LLMJailbreakCheck
     from guardrails.pii import personal_data_detector
-    from guardrails.router import QuestionRouter
+    from guardrails.router import QuestionRouter, default_cache_dir
 
     return Guards(
         personal_data=personal_data_detector(),
         jailbreak=JailbreakDetector(
             embedder=embedder, llm_check=LLMJailbreakCheck(judge) if judge else None
         ),
-        router=QuestionRouter(embedder=embedder),
+        router=QuestionRouter(embedder=embedder, cache_dir=default_cache_dir()),
         screen=screen,
     )
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import threading
 import time
@@ -113,6 +114,8 @@ class RouteDefinitions:
     rules: dict[str, tuple[re.Pattern[str], ...]]
     examples: dict[str, tuple[str, ...]]
     non_english_examples: tuple[str, ...]
+    # the binary harmful classifier's own sentence embedding model (None: the router's)
+    harmful_binary_embedder: str | None = None
 
     def margin(self, route: str) -> float:
         return self.margin_over_answer.get(route, self.margin_over_answer.get("default", 0.25))
@@ -172,6 +175,7 @@ def route_definitions() -> RouteDefinitions:
         rules={k: _compile(v) for k, v in data["rules"].items()},
         examples={k: tuple(v) for k, v in examples.items()},
         non_english_examples=tuple(str(s) for s in data.get("non_english_examples", [])),
+        harmful_binary_embedder=binary.get("embedder"),
     )
 
 
@@ -250,14 +254,44 @@ class _Model:
     example_vectors: np.ndarray
     example_labels: np.ndarray
     harmful: Any = None  # sklearn LogisticRegression: harmful vs every other route
+    harmful_embedder: Any = None  # embeds text for `harmful` (None: the router's embedder)
 
 
 _MODELS: dict[tuple[str, str], _Model] = {}
 _MODELS_LOCK = threading.Lock()
+_EMBEDDERS: dict[str, Any] = {}
+_EMBEDDERS_LOCK = threading.Lock()
+# binary harmful classifiers on their own embedder, by (embedder name, definitions version):
+# independent of the router's embedder instance, so trained once per process
+_HARMFUL: dict[tuple[str, str], Any] = {}
+_HARMFUL_LOCK = threading.Lock()
+
+
+def _example_vectors(
+    texts: list[str], embedder: Any, cache_dir: Path | None, embedder_name: str
+) -> np.ndarray:
+    """The examples' embeddings, cached on disk by model name and texts when `cache_dir`."""
+    key = hashlib.sha256(("\x00".join([embedder_name, *texts])).encode("utf-8")).hexdigest()[:16]
+    path = cache_dir / f"router-examples-{key}.npy" if cache_dir else None
+    if path and path.exists():
+        cached = np.load(path)
+        if cached.shape[0] == len(texts):
+            return cached
+    vectors = np.asarray(embedder.embed(texts), dtype=np.float32)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, vectors)
+        tmp.replace(path)
+    return vectors
 
 
 def _train(
-    defs: RouteDefinitions, embedder: Any, cache_dir: Path | None, embedder_name: str
+    defs: RouteDefinitions,
+    embedder: Any,
+    cache_dir: Path | None,
+    embedder_name: str,
+    harmful_embedder: Any = None,
 ) -> _Model:
     from sklearn.linear_model import LogisticRegression
 
@@ -266,32 +300,38 @@ def _train(
     for route, sentences in defs.examples.items():
         texts.extend(sentences)
         labels.extend([route] * len(sentences))
-    key = hashlib.sha256(("\x00".join([embedder_name, *texts])).encode("utf-8")).hexdigest()[:16]
-    vectors = None
-    path = cache_dir / f"router-examples-{key}.npy" if cache_dir else None
-    if path and path.exists():
-        cached = np.load(path)
-        if cached.shape[0] == len(texts):
-            vectors = cached
-    if vectors is None:
-        vectors = np.asarray(embedder.embed(texts), dtype=np.float32)
-        if path:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npy")
-            np.save(tmp, vectors)
-            tmp.replace(path)
+    vectors = _example_vectors(texts, embedder, cache_dir, embedder_name)
     y = np.array(labels)
     clf = LogisticRegression(C=defs.C, max_iter=2000, class_weight="balanced")
     clf.fit(vectors, y)
     harmful = None
     if "harmful" in defs.examples and defs.harmful_binary_min <= 1.0:
-        harmful = LogisticRegression(
-            C=defs.harmful_binary_C, max_iter=2000, class_weight="balanced"
-        ).fit(vectors, (y == "harmful").astype(int))
-    return _Model([str(c) for c in clf.classes_], clf, vectors, y, harmful)
+        is_harmful = (y == "harmful").astype(int)
+        if harmful_embedder is None:
+            harmful = LogisticRegression(
+                C=defs.harmful_binary_C, max_iter=3000, class_weight="balanced"
+            ).fit(vectors, is_harmful)
+        else:
+            key = (harmful_embedder.name, defs.version)
+            with _HARMFUL_LOCK:
+                harmful = _HARMFUL.get(key)
+                if harmful is None:
+                    hv = _example_vectors(
+                        texts, harmful_embedder, cache_dir or default_cache_dir(), key[0]
+                    )
+                    harmful = _HARMFUL[key] = LogisticRegression(
+                        C=defs.harmful_binary_C, max_iter=3000, class_weight="balanced"
+                    ).fit(hv, is_harmful)
+    return _Model([str(c) for c in clf.classes_], clf, vectors, y, harmful, harmful_embedder)
 
 
 # ---------------------------------------------------------------------------- router
+
+
+def default_cache_dir() -> Path:
+    """Where example embeddings are cached (`GOVCHAT_CACHE_DIR`, default ~/.cache/govchat)."""
+    base = os.environ.get("GOVCHAT_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base else Path.home() / ".cache") / "govchat" / "router"
 
 
 class QuestionRouter:
@@ -327,6 +367,20 @@ class QuestionRouter:
                     self._embedder = load_embedder(self._embedder_name)
         return self._embedder
 
+    def _harmful_embedder(self) -> Any:
+        """The binary harmful classifier's embedding model, when the definitions name one other
+        than the router's (loaded once per process and name)."""
+        name = self.definitions.harmful_binary_embedder
+        if not name or name.lower() == self._embedder_name.lower():
+            return None
+        with _EMBEDDERS_LOCK:
+            embedder = _EMBEDDERS.get(name)
+            if embedder is None:
+                from retrieval.embeddings import load_embedder
+
+                embedder = _EMBEDDERS[name] = load_embedder(name)
+        return embedder
+
     def _model(self) -> _Model:
         key = (f"{self._embedder_name}@{id(self.embedder)}", self.definitions.version)
         model = _MODELS.get(key)
@@ -335,7 +389,11 @@ class QuestionRouter:
                 model = _MODELS.get(key)
                 if model is None:
                     model = _train(
-                        self.definitions, self.embedder, self.cache_dir, self._embedder_name
+                        self.definitions,
+                        self.embedder,
+                        self.cache_dir,
+                        self._embedder_name,
+                        harmful_embedder=self._harmful_embedder(),
                     )
                     _MODELS[key] = model
         return model
@@ -446,7 +504,10 @@ class QuestionRouter:
                 "crisis", "classifier", f"nearest example {nn_sim:.2f}", nn_sim, **details
             )
         if model.harmful is not None:
-            p_harmful = float(model.harmful.predict_proba(vec)[0][1])
+            hvec = vec
+            if model.harmful_embedder is not None:
+                hvec = np.asarray(model.harmful_embedder.embed([text]), dtype=np.float32)
+            p_harmful = float(model.harmful.predict_proba(hvec)[0][1])
             details["harmful_binary"] = round(p_harmful, 4)
             if p_harmful >= defs.harmful_binary_min:
                 return self._decision(

