@@ -29,10 +29,19 @@ if [ -z "${CMAKE_ARGS:-}" ] && grep -qw amx_tile /proc/cpuinfo 2>/dev/null; then
     if grep -qw "${pair%%:*}" <<<"$cpu_flags"; then args="$args -DGGML_${pair##*:}=ON"; fi
   done
   export CMAKE_ARGS="$args"
+  amx_cpu=1
   echo "setup: CPU has AMX; llama.cpp is built without it ($CMAKE_ARGS)" >&2
 fi
 echo "setup: govchat and its pinned dependencies (llama-cpp-python compiles once, ~6 min)" >&2
 "${pip[@]}" -c requirements/constraints.txt -e ".[dev]"
+# A wheel built natively (with AMX) and cached by pip earlier would be reused as it is: rebuild it.
+lib=$(ls .venv/lib/python3*/site-packages/llama_cpp/lib/libggml-cpu.so 2>/dev/null | head -1 || true)
+if [ -n "${amx_cpu:-}" ] && [ -n "$lib" ] && command -v objdump >/dev/null \
+    && objdump -d "$lib" | grep -q ldtilecfg; then
+  echo "setup: the installed llama.cpp uses AMX; rebuilding it without (~10 min)" >&2
+  "${pip[@]}" --force-reinstall --no-deps --no-cache-dir \
+    "$(grep -i '^llama[-_]cpp[-_]python==' requirements/constraints.txt)"
+fi
 .venv/bin/python -c "import govchat.cli, qdrant_client, sentence_transformers, llama_cpp" \
   || { echo "setup: import check failed" >&2; exit 1; }
 echo "setup: done (.venv/bin/govchat is ready)" >&2
