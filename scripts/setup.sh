@@ -36,8 +36,12 @@ echo "setup: govchat and its pinned dependencies (llama-cpp-python compiles once
 "${pip[@]}" -c requirements/constraints.txt -e ".[dev]"
 # A wheel built natively (with AMX) and cached by pip earlier would be reused as it is: rebuild it.
 lib=$(ls .venv/lib/python3*/site-packages/llama_cpp/lib/libggml-cpu.so 2>/dev/null | head -1 || true)
-if [ -n "${amx_cpu:-}" ] && [ -n "$lib" ] && command -v objdump >/dev/null \
-    && objdump -d "$lib" | grep -q ldtilecfg; then
+amx_code=0
+if [ -n "${amx_cpu:-}" ] && [ -n "$lib" ] && command -v objdump >/dev/null; then
+  # (grep -c, not grep -q: with pipefail an early exit would fail objdump with SIGPIPE)
+  amx_code=$(objdump -d "$lib" | grep -c ldtilecfg || true)
+fi
+if [ "${amx_code:-0}" -gt 0 ]; then
   echo "setup: the installed llama.cpp uses AMX; rebuilding it without (~10 min)" >&2
   "${pip[@]}" --force-reinstall --no-deps --no-cache-dir \
     "$(grep -i '^llama[-_]cpp[-_]python==' requirements/constraints.txt)"
