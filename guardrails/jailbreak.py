@@ -128,9 +128,9 @@ def training_examples(
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("GOVCHAT_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
-    root = Path(base) if base else Path.home() / ".cache"
-    return root / "govchat" / "jailbreak"
+    from govchat.cache import cache_dir
+
+    return cache_dir("jailbreak")
 
 
 def windows(text: str, size: int) -> list[str]:

@@ -47,14 +47,13 @@ class ScreenDefinitions:
     max_chars: int
     llm_weight: float = 1.0  # weight of the model's probability against the router's prior
 
-    def messages(self, text: str | None = None) -> list[dict[str, str]]:
-        """The chat: instructions, the worked examples, then `text` (None: the fixed part)."""
+    def messages(self, text: str) -> list[dict[str, str]]:
+        """The chat: instructions, the worked examples, then `text`."""
         out = [{"role": "system", "content": self.system}]
         for message, letter in self.examples:
             out.append({"role": "user", "content": self.user.format(message=message)})
             out.append({"role": "assistant", "content": letter})
-        if text is not None:
-            out.append({"role": "user", "content": self.user.format(message=text)})
+        out.append({"role": "user", "content": self.user.format(message=text)})
         return out
 
 
@@ -80,6 +79,8 @@ def screen_definitions() -> ScreenDefinitions:
 
 class LetterScorer(Protocol):
     name: str
+
+    def load(self) -> None: ...
 
     def probabilities(self, defs: ScreenDefinitions, text: str) -> dict[str, float]: ...
 
@@ -212,7 +213,7 @@ class LLMScreen:
 
     def warm_up(self) -> None:
         """Load the model and evaluate the fixed part of the prompt."""
-        getattr(self.scorer, "load", lambda: None)()
+        self.scorer.load()
         self.check("How much is Statutory Sick Pay?", prior=None)
 
     def check(self, text: str, prior: dict[str, float] | None = None) -> Verdict:

@@ -329,9 +329,10 @@ def _train(
 
 
 def default_cache_dir() -> Path:
-    """Where example embeddings are cached (`GOVCHAT_CACHE_DIR`, default ~/.cache/govchat)."""
-    base = os.environ.get("GOVCHAT_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "govchat" / "router"
+    """Where example embeddings are cached (`govchat.cache`)."""
+    from govchat.cache import cache_dir
+
+    return cache_dir("router")
 
 
 class QuestionRouter:

@@ -59,8 +59,9 @@ _SPLIT = {
 
 
 def model_cache_dir() -> Path:
-    base = os.environ.get("GOVCHAT_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "govchat" / "models"
+    from govchat.cache import cache_dir
+
+    return cache_dir("models")
 
 
 def _part_file(distribution: str) -> Path:
