@@ -116,6 +116,11 @@ class RouteDefinitions:
     non_english_examples: tuple[str, ...]
     # the binary harmful classifier's own sentence embedding model (None: the router's)
     harmful_binary_embedder: str | None = None
+    # its features are the router's embedding and its own side by side (else its own only)
+    harmful_binary_concat: bool = False
+    # only the binary classifier refuses as harmful (the all-route classifier's harmful class
+    # still shapes its other probabilities but never refuses on its own)
+    harmful_binary_decides: bool = False
 
     def margin(self, route: str) -> float:
         return self.margin_over_answer.get(route, self.margin_over_answer.get("default", 0.25))
@@ -176,6 +181,8 @@ def route_definitions() -> RouteDefinitions:
         examples={k: tuple(v) for k, v in examples.items()},
         non_english_examples=tuple(str(s) for s in data.get("non_english_examples", [])),
         harmful_binary_embedder=binary.get("embedder"),
+        harmful_binary_concat=bool(binary.get("concat_router_embedding", False)),
+        harmful_binary_decides=bool(binary.get("decides_harmful", False)),
     )
 
 
@@ -313,12 +320,16 @@ def _train(
             ).fit(vectors, is_harmful)
         else:
             key = (harmful_embedder.name, defs.version)
+            if defs.harmful_binary_concat:
+                key += (embedder_name,)
             with _HARMFUL_LOCK:
                 harmful = _HARMFUL.get(key)
                 if harmful is None:
                     hv = _example_vectors(
                         texts, harmful_embedder, cache_dir or default_cache_dir(), key[0]
                     )
+                    if defs.harmful_binary_concat:
+                        hv = np.hstack([vectors, hv])
                     harmful = _HARMFUL[key] = LogisticRegression(
                         C=defs.harmful_binary_C, max_iter=3000, class_weight="balanced"
                     ).fit(hv, is_harmful)
@@ -508,14 +519,19 @@ class QuestionRouter:
             hvec = vec
             if model.harmful_embedder is not None:
                 hvec = np.asarray(model.harmful_embedder.embed([text]), dtype=np.float32)
+                if defs.harmful_binary_concat:
+                    hvec = np.hstack([vec, hvec])
             p_harmful = float(model.harmful.predict_proba(hvec)[0][1])
             details["harmful_binary"] = round(p_harmful, 4)
             if p_harmful >= defs.harmful_binary_min:
                 return self._decision(
                     "harmful", "classifier", f"harmful p={p_harmful:.2f}", p_harmful, **details
                 )
+        skip = {"answer", "crisis"}
+        if model.harmful is not None and defs.harmful_binary_decides:
+            skip.add("harmful")
         route, p = max(
-            ((r, v) for r, v in probs.items() if r not in ("answer", "crisis")),
+            ((r, v) for r, v in probs.items() if r not in skip),
             key=lambda kv: kv[1],
             default=("answer", 0.0),
         )
