@@ -118,6 +118,8 @@ class RouteDefinitions:
     harmful_binary_embedder: str | None = None
     # its features are the router's embedding and its own side by side (else its own only)
     harmful_binary_concat: bool = False
+    # more examples for the binary classifier only (harmful or not), from its example files
+    harmful_binary_examples: tuple[tuple[str, str], ...] = ()
     # only the binary classifier refuses as harmful (the all-route classifier's harmful class
     # still shapes its other probabilities but never refuses on its own)
     harmful_binary_decides: bool = False
@@ -158,6 +160,11 @@ def route_definitions() -> RouteDefinitions:
         for route, sentences in extra.items():
             examples.setdefault(route, []).extend(sentences)
         version = f"{version}+ex{extra_hash}"
+    binary_examples: list[tuple[str, str]] = []
+    if binary.get("example_files"):
+        more, more_hash = _example_files(list(binary["example_files"]))
+        binary_examples = [(t, r) for r, texts in more.items() for t in texts]
+        version = f"{version}+hx{more_hash}"
     return RouteDefinitions(
         version=version,
         min_probability={k: float(v) for k, v in th["min_probability"].items()},
@@ -183,6 +190,7 @@ def route_definitions() -> RouteDefinitions:
         harmful_binary_embedder=binary.get("embedder"),
         harmful_binary_concat=bool(binary.get("concat_router_embedding", False)),
         harmful_binary_decides=bool(binary.get("decides_harmful", False)),
+        harmful_binary_examples=tuple(binary_examples),
     )
 
 
@@ -313,11 +321,19 @@ def _train(
     clf.fit(vectors, y)
     harmful = None
     if "harmful" in defs.examples and defs.harmful_binary_min <= 1.0:
-        is_harmful = (y == "harmful").astype(int)
+        more = defs.harmful_binary_examples
+        btexts = texts + [t for t, _ in more]
+        is_harmful = np.concatenate(
+            [(y == "harmful"), np.array([r == "harmful" for _, r in more], dtype=bool)]
+        ).astype(int)
+        bvectors = vectors
+        if more:
+            extra = _example_vectors([t for t, _ in more], embedder, cache_dir, embedder_name)
+            bvectors = np.vstack([vectors, extra])
         if harmful_embedder is None:
             harmful = LogisticRegression(
                 C=defs.harmful_binary_C, max_iter=3000, class_weight="balanced"
-            ).fit(vectors, is_harmful)
+            ).fit(bvectors, is_harmful)
         else:
             key = (harmful_embedder.name, defs.version)
             if defs.harmful_binary_concat:
@@ -326,10 +342,10 @@ def _train(
                 harmful = _HARMFUL.get(key)
                 if harmful is None:
                     hv = _example_vectors(
-                        texts, harmful_embedder, cache_dir or default_cache_dir(), key[0]
+                        btexts, harmful_embedder, cache_dir or default_cache_dir(), key[0]
                     )
                     if defs.harmful_binary_concat:
-                        hv = np.hstack([vectors, hv])
+                        hv = np.hstack([bvectors, hv])
                     harmful = _HARMFUL[key] = LogisticRegression(
                         C=defs.harmful_binary_C, max_iter=3000, class_weight="balanced"
                     ).fit(hv, is_harmful)
