@@ -165,6 +165,33 @@ POSITIVES = [
         "David Fletcher",
     ),
     ("Can Sarah Jenkins sign the confirmation statement as a director?", "name", "Sarah Jenkins"),
+    # passport, driving licence and vehicle registration numbers
+    (
+        "Right to work check for a new starter, passport number 503912847: what do I keep?",
+        "passport or driving licence number",
+        "503912847",
+    ),
+    (
+        "Driver licence MORGA753116SM9IJ 35, can he drive our 7.5 tonne lorry?",
+        "passport or driving licence number",
+        "MORGA753116SM9IJ",
+    ),
+    (
+        "Can a sole trader's passport no. 123456789 be used as ID for Companies House?",
+        "passport or driving licence number",
+        "123456789",
+    ),
+    (
+        "Our delivery van, registration KM19 XFT, got a clean air zone charge.",
+        "vehicle registration",
+        "KM19 XFT",
+    ),
+    ("Is the MOT on car AB12 CDE due?", "vehicle registration", "AB12 CDE"),
+    (
+        "Number plate YR70 KLM: who pays the parking fine, me or the driver?",
+        "vehicle registration",
+        "YR70 KLM",
+    ),
 ]
 
 
@@ -185,6 +212,9 @@ def test_at_least_three_sentences_per_kind():
 
 GENUINE = [
     "How much is SSP from 6 April 2024?",
+    "Which passports are accepted for a right to work check?",
+    "How much VAT is there on a van costing 125000 pounds?",
+    "Is a company number like 012345678 personal data?",
     "Can I pay £1,000 into a SIPP?",
     "What does HMRC form P11D cover?",
     "Do I need to tell Companies House?",
@@ -225,7 +255,8 @@ def test_no_original_value_anywhere_in_the_redaction(detector):
     text = (
         "I'm Tom Whitfield, NI QQ 65 43 21 B, UTR 1122334455, email tom.w@example.com, "
         "phone 07700 900111, card 4111-1111-1111-1111, sort code 11-22-33 account 44556677, "
-        "living at 5 Elm Road, York YO1 7HH, born on 2 February 1970."
+        "living at 5 Elm Road, York YO1 7HH, born on 2 February 1970, passport 503912847, "
+        "my van's reg is KM19 XFT."
     )
     secrets = [
         "Tom Whitfield",
@@ -240,6 +271,8 @@ def test_no_original_value_anywhere_in_the_redaction(detector):
         "5 Elm Road",
         "YO1 7HH",
         "2 February 1970",
+        "503912847",
+        "KM19 XFT",
     ]
     r = detector.redact(text)
     dumped = json.dumps(
