@@ -14,6 +14,7 @@ from chat_api.services import Services
 from govchat.db import init_db, make_engine
 from govchat.settings import Settings
 from tests.chat_api.fakes import SSP_URL, FakeRetriever, answer_json, llm_replying
+from tests.support.clock import wait_for_fresh_rate_window
 
 API = "/api/v1"
 GOOD = answer_json("SSP is £116.75 a week for up to 28 weeks ([SSP](link_1)).")
@@ -188,6 +189,7 @@ def test_personal_data_never_reaches_the_database(make_client, tmp_path):
 def test_rate_limits_per_end_user_with_headers(make_client):
     client = make_client(*([GOOD] * 5), rate_limit_user_per_minute=2)
     h = {"X-End-User-Id": "user-1"}
+    wait_for_fresh_rate_window()  # the three requests must share one per-minute window
     codes = [
         client.post(f"{API}/conversations", json={"question": "Hello"}, headers=h) for _ in range(3)
     ]

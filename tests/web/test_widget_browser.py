@@ -7,6 +7,7 @@ import json
 import httpx
 import pytest
 
+from tests.support.clock import wait_for_fresh_rate_window
 from tests.web.conftest import _settings, run_axe, serious
 from tests.web.support import INJECTION_PATH, simple_services_factory, start_server
 
@@ -308,6 +309,7 @@ def test_refused_error_offline_and_rate_limited_states(server, limited_server, n
 
     # Rate limited: one question a minute per end user on this server.
     limited = open_widget(new_page(), limited_server.url)
+    wait_for_fresh_rate_window()  # both questions must fall in the same per-minute window
     ask(limited, "How much is statutory sick pay?", 1)
     limited.fill("textarea.govchat__input", "And for agency workers?")
     limited.press("textarea.govchat__input", "Enter")
