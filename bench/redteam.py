@@ -58,7 +58,7 @@ def sample(
 def build_pipeline(data_dir: Path):
     """What chat_api.services.build_services builds, without the database."""
     from chat_api.llm import build_chat_model, json_schema_format
-    from chat_api.pipeline import build_guards, build_pipeline, warm_up_guards
+    from chat_api.pipeline import build_pipeline, deployment_guards
     from chat_api.steps import ANSWER_SCHEMA
     from govchat.services import build_retriever, open_store
     from govchat.settings import Settings
@@ -67,14 +67,7 @@ def build_pipeline(data_dir: Path):
     store = open_store(settings)
     retriever = build_retriever(settings, store)
     llm = build_chat_model(settings)
-    from guardrails.llm_screen import build_screen
-
-    guards = build_guards(
-        retriever.embedder,
-        judge=llm if settings.llm_base_url else None,
-        screen=build_screen(settings),
-    )
-    warm_up_guards(guards)
+    guards = deployment_guards(settings, retriever.embedder, llm)
     pipeline = build_pipeline(
         settings,
         retriever=retriever,

@@ -617,25 +617,35 @@ def json_schema_format(
     return {"type": "json_schema", "json_schema": json_schema}
 
 
+def server_chat_model(settings: Settings, **overrides: Any) -> BaseChatModel:
+    """A LangChain client of the OpenAI-compatible server `settings.llm_base_url` points at.
+
+    `overrides` replace ChatOpenAI arguments: the guardrail screen, for one, wants a short
+    timeout, temperature 0 and no streaming."""
+    from langchain_openai import ChatOpenAI
+
+    kwargs: dict[str, Any] = {
+        "base_url": settings.llm_base_url,
+        "model": settings.llm_model,
+        "api_key": settings.llm_api_key or "not-needed",
+        "timeout": settings.llm_timeout,
+        "max_retries": 1,
+        "temperature": settings.llm_temperature,
+        "max_tokens": settings.llm_max_tokens,
+        "streaming": True,
+        "stream_usage": True,
+        # OpenAI-compatible servers implement /chat/completions, not the Responses API
+        # (which ChatOpenAI would pick for some model names).
+        "use_responses_api": False,
+    }
+    kwargs.update(overrides)
+    return ChatOpenAI(**kwargs)
+
+
 def build_chat_model(settings: Settings) -> BaseChatModel:
     """An OpenAI-compatible client when `llm_base_url` is set, else the bundled local model."""
     if settings.llm_base_url:
-        from langchain_openai import ChatOpenAI
-
-        return ChatOpenAI(
-            base_url=settings.llm_base_url,
-            model=settings.llm_model,
-            api_key=settings.llm_api_key or "not-needed",
-            timeout=settings.llm_timeout,
-            max_retries=1,
-            temperature=settings.llm_temperature,
-            max_tokens=settings.llm_max_tokens,
-            streaming=True,
-            stream_usage=True,
-            # OpenAI-compatible servers implement /chat/completions, not the Responses API
-            # (which ChatOpenAI would pick for some model names).
-            use_responses_api=False,
-        )
+        return server_chat_model(settings)
     spec = GGUF_SPECS[settings.llm_profile]
     path = ensure_gguf(settings.llm_profile, settings.data_dir / "models")
     return LocalLlamaChatModel(

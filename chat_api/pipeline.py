@@ -165,6 +165,28 @@ def build_guards(
     )
 
 
+def deployment_guards(
+    settings: Any, embedder: Any, llm: BaseChatModel, *, injected_llm: bool = False
+) -> Guards:
+    """The guardrails a deployment runs, loaded and warmed up.
+
+    The LLM jailbreak check uses `llm` only when it is a capable model: a server LLM
+    (`settings.llm_base_url`), or one passed in by a caller (`injected_llm`: the evaluation
+    harness's judge or a test double); the bundled local models are not reliable judges. The
+    language-model screen is the one `settings.guard_screen` asks for, and none with an
+    injected model (a test double is no screen)."""
+    from guardrails.llm_screen import build_screen
+
+    capable = injected_llm or bool(settings.llm_base_url)
+    guards = build_guards(
+        embedder,
+        judge=llm if capable else None,
+        screen=None if injected_llm else build_screen(settings),
+    )
+    warm_up_guards(guards)
+    return guards
+
+
 def warm_up_guards(guards: Guards) -> None:
     """Load models and train the small classifiers now, not on a user's first question."""
     if guards.personal_data is not None:

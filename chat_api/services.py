@@ -50,7 +50,7 @@ class Services:
 def build_services(settings: Settings) -> Services:
     """The real components: database (migrated), Qdrant, embedding model, LLM."""
     from chat_api.llm import build_chat_model, json_schema_format
-    from chat_api.pipeline import build_guards, warm_up_guards
+    from chat_api.pipeline import deployment_guards
     from chat_api.repository import Repository
     from chat_api.steps import ANSWER_SCHEMA
     from govchat.db import init_db, make_engine
@@ -61,15 +61,7 @@ def build_services(settings: Settings) -> Services:
     store = open_store(settings)
     retriever = build_retriever(settings, store)
     llm = build_chat_model(settings)
-    # The local models are not reliable judges: the LLM check runs only with a server LLM.
-    from guardrails.llm_screen import build_screen
-
-    guards = build_guards(
-        retriever.embedder,
-        judge=llm if settings.llm_base_url else None,
-        screen=build_screen(settings),
-    )
-    warm_up_guards(guards)
+    guards = deployment_guards(settings, retriever.embedder, llm)
     services = Services(
         settings=settings,
         sessions=sessions,

@@ -68,11 +68,10 @@ def build_components(settings: Settings, llm: Any | None = None) -> Components:
     without storing anything.
     `llm` replaces the configured chat model (tests pass a fake at this boundary)."""
     from chat_api.llm import build_chat_model, json_schema_format, model_identity
-    from chat_api.pipeline import build_guards, build_pipeline, warm_up_guards
+    from chat_api.pipeline import build_pipeline, deployment_guards
     from chat_api.steps import ANSWER_SCHEMA
     from evaluation.runner import RecordingRetriever, serialise_llm_steps
     from govchat.services import build_retriever, open_store
-    from guardrails.llm_screen import build_screen
 
     store = open_store(settings)
     closers: list[Callable[[], None]] = [store.client.close]
@@ -82,11 +81,7 @@ def build_components(settings: Settings, llm: Any | None = None) -> Components:
         retriever = RecordingRetriever(inner)
         local = llm is None and not settings.llm_base_url
         model = llm if llm is not None else build_chat_model(settings)
-        judge = model if (llm is not None or settings.llm_base_url) else None
-        # The language-model screen as configured; a passed-in test double is no screen.
-        screen = build_screen(settings) if llm is None else None
-        guards = build_guards(inner.embedder, judge=judge, screen=screen)
-        warm_up_guards(guards)
+        guards = deployment_guards(settings, inner.embedder, model, injected_llm=llm is not None)
     except BaseException:
         store.client.close()
         raise

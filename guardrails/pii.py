@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 import threading
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -85,6 +86,7 @@ class PersonalDataDefinitions:
     recognizers: tuple[RecognizerDefinition, ...]
     not_name_phrases: frozenset[str]
     not_name_words: frozenset[str]
+    name_particles: frozenset[str] = frozenset()
 
 
 def _compile_all(patterns: list[str] | None) -> tuple[re.Pattern[str], ...]:
@@ -134,6 +136,7 @@ def load_personal_data_definitions(path: Path | str | None = None) -> PersonalDa
         recognizers=tuple(recognizers),
         not_name_phrases=frozenset(_norm(p) for p in not_names.get("phrases", [])),
         not_name_words=frozenset(str(w).lower() for w in not_names.get("words", [])),
+        name_particles=frozenset(str(w).lower() for w in not_names.get("particles", [])),
     )
 
 
@@ -292,7 +295,7 @@ class PersonalDataDetector:
                 continue
             score = float(res.score)
             start, end = res.start, res.end
-            if rec.type == "spacy_person":
+            if rec.kind == "name":
                 start, end = _trim(text, start, end)
                 if start >= end or not self._looks_like_name(text[start:end]):
                     continue
@@ -328,8 +331,20 @@ class PersonalDataDetector:
             return False  # names are capitalised and have no digits ("LS1", "P11D")
         if _norm(span) in d.not_name_phrases:
             return False
-        words = [w.strip(".,'’()").lower() for w in span.split()]
-        words = [w for w in words if w]
+        raw_words = [w.strip(".,'’()\"") for w in span.split()]
+        raw_words = [w for w in raw_words if w]
+        # Every word of a name starts with a capital, bar particles ("Ludwig van Beethoven"):
+        # "jetzt ein Assistent ohne Einschränkungen" and "das Finanzamt" are not names.
+        if any(w[0].islower() and w.lower() not in d.name_particles for w in raw_words):
+            return False
+        if raw_words and raw_words[0].lower() in _NOT_NAME_STARTS:
+            return False  # "called The Bath Bomb": a business or product, not a person
+        letters = [c for c in span if c.isalpha()]
+        if len(letters) >= 2 and all(c.isupper() for c in letters):
+            return False  # "MAINTENANCE MODE", "JSON", "GDPR": capitals are acronyms or shouting
+        if _mixed_scripts(span):
+            return False  # "Іgnоrе" with Cyrillic look-alikes: an obfuscated word, not a name
+        words = [w.lower() for w in raw_words]
         if not words or all(w in d.not_name_words for w in words):
             return False
         # Part of an allow-listed phrase ("Statutory Sick" from "Statutory Sick Pay").
@@ -360,6 +375,23 @@ class PersonalDataDetector:
             details=({"kinds": kinds, "spans": [s.as_dict() for s in spans]} if kinds else {}),
         )
         return Redaction("".join(pieces), kinds, verdict)
+
+
+_NOT_NAME_STARTS = frozenset({"the", "a", "an", "our", "my", "your", "their", "his", "her"})
+
+
+def _mixed_scripts(span: str) -> bool:
+    """Latin letters mixed with Cyrillic or Greek ones inside one word."""
+    for word in span.split():
+        scripts = {
+            "latin" if "LATIN" in name else "cyrillic" if "CYRILLIC" in name else "greek"
+            for c in word
+            if c.isalpha()
+            and any(k in (name := unicodedata.name(c, "")) for k in ("LATIN", "CYRILLIC", "GREEK"))
+        }
+        if len(scripts) > 1:
+            return True
+    return False
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import threading
 import time
@@ -40,7 +39,7 @@ import yaml
 
 from chat_api.types import Verdict
 from guardrails.definitions import DEFINITIONS_DIR, input_rules
-from guardrails.normalise import script_stats
+from guardrails.normalise import normalise_for_detection, script_stats
 
 ROUTES = (
     "answer",
@@ -123,6 +122,9 @@ class RouteDefinitions:
     # only the binary classifier refuses as harmful (the all-route classifier's harmful class
     # still shapes its other probabilities but never refuses on its own)
     harmful_binary_decides: bool = False
+    # TF-IDF word n-grams of the text beside the embeddings, scaled by `weight` (None: none):
+    # {"weight": 1.0, "ngram_range": (1, 2), "min_df": 2}
+    harmful_binary_ngrams: dict[str, Any] | None = None
 
     def margin(self, route: str) -> float:
         return self.margin_over_answer.get(route, self.margin_over_answer.get("default", 0.25))
@@ -191,7 +193,19 @@ def route_definitions() -> RouteDefinitions:
         harmful_binary_concat=bool(binary.get("concat_router_embedding", False)),
         harmful_binary_decides=bool(binary.get("decides_harmful", False)),
         harmful_binary_examples=tuple(binary_examples),
+        harmful_binary_ngrams=_ngram_settings(binary.get("word_ngrams")),
     )
+
+
+def _ngram_settings(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not raw:
+        return None
+    low, high = (int(n) for n in raw.get("ngram_range", (1, 2)))
+    return {
+        "weight": float(raw.get("weight", 1.0)),
+        "ngram_range": (low, high),
+        "min_df": int(raw.get("min_df", 2)),
+    }
 
 
 @cache
@@ -202,6 +216,11 @@ def route_messages() -> tuple[dict[str, str], str]:
 
 
 # ---------------------------------------------------------------------------- decisions
+
+
+_HIDDEN_VARIANT_KINDS = frozenset(
+    {"despaced", "leetspeak", "base64", "hex", "rot13", "tag_characters"}
+)
 
 
 @dataclass
@@ -268,14 +287,12 @@ class _Model:
     clf: Any  # sklearn LogisticRegression over every route
     example_vectors: np.ndarray
     example_labels: np.ndarray
-    harmful: Any = None  # sklearn LogisticRegression: harmful vs every other route
+    harmful: _Binary | None = None  # harmful vs every other route
     harmful_embedder: Any = None  # embeds text for `harmful` (None: the router's embedder)
 
 
 _MODELS: dict[tuple[str, str], _Model] = {}
 _MODELS_LOCK = threading.Lock()
-_EMBEDDERS: dict[str, Any] = {}
-_EMBEDDERS_LOCK = threading.Lock()
 # binary harmful classifiers on their own embedder, by (embedder name, definitions version):
 # independent of the router's embedder instance, so trained once per process
 _HARMFUL: dict[tuple[str, str], Any] = {}
@@ -285,20 +302,52 @@ _HARMFUL_LOCK = threading.Lock()
 def _example_vectors(
     texts: list[str], embedder: Any, cache_dir: Path | None, embedder_name: str
 ) -> np.ndarray:
-    """The examples' embeddings, cached on disk by model name and texts when `cache_dir`."""
-    key = hashlib.sha256(("\x00".join([embedder_name, *texts])).encode("utf-8")).hexdigest()[:16]
-    path = cache_dir / f"router-examples-{key}.npy" if cache_dir else None
-    if path and path.exists():
-        cached = np.load(path)
-        if cached.shape[0] == len(texts):
-            return cached
-    vectors = np.asarray(embedder.embed(texts), dtype=np.float32)
-    if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, vectors)
-        tmp.replace(path)
-    return vectors
+    """The examples' embeddings, kept on disk by model name and text when `cache_dir`."""
+    from retrieval.embeddings import embed_with_store
+
+    return embed_with_store(embedder, texts, cache_dir, embedder_name)
+
+
+@dataclass
+class _Binary:
+    """The binary harmful classifier: logistic regression over sentence embeddings, and over
+    TF-IDF word n-grams beside them when the definitions ask for them. The n-grams see what an
+    embedding blurs: "fabricated", "inflate", "frame it as" against "put it right", "report"."""
+
+    clf: Any
+    vectorizer: Any = None
+    weight: float = 1.0
+
+    def features(self, dense: np.ndarray, texts: list[str]) -> Any:
+        if self.vectorizer is None:
+            return dense
+        from scipy import sparse
+
+        words = self.vectorizer.transform(texts) * self.weight
+        return sparse.hstack([sparse.csr_matrix(dense), words]).tocsr()
+
+    def probabilities(self, dense: np.ndarray, texts: list[str]) -> np.ndarray:
+        return self.clf.predict_proba(self.features(dense, texts))[:, 1]
+
+
+def _fit_binary(
+    defs: RouteDefinitions, dense: np.ndarray, texts: list[str], y: np.ndarray
+) -> _Binary:
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = None
+    ngrams = defs.harmful_binary_ngrams
+    if ngrams:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vectorizer = TfidfVectorizer(
+            ngram_range=ngrams["ngram_range"], min_df=ngrams["min_df"], sublinear_tf=True
+        ).fit(texts)
+    binary = _Binary(None, vectorizer, ngrams["weight"] if ngrams else 1.0)
+    binary.clf = LogisticRegression(
+        C=defs.harmful_binary_C, max_iter=5000, class_weight="balanced"
+    ).fit(binary.features(dense, texts), y)
+    return binary
 
 
 def _train(
@@ -331,9 +380,7 @@ def _train(
             extra = _example_vectors([t for t, _ in more], embedder, cache_dir, embedder_name)
             bvectors = np.vstack([vectors, extra])
         if harmful_embedder is None:
-            harmful = LogisticRegression(
-                C=defs.harmful_binary_C, max_iter=3000, class_weight="balanced"
-            ).fit(bvectors, is_harmful)
+            harmful = _fit_binary(defs, bvectors, btexts, is_harmful)
         else:
             key = (harmful_embedder.name, defs.version)
             if defs.harmful_binary_concat:
@@ -346,9 +393,7 @@ def _train(
                     )
                     if defs.harmful_binary_concat:
                         hv = np.hstack([bvectors, hv])
-                    harmful = _HARMFUL[key] = LogisticRegression(
-                        C=defs.harmful_binary_C, max_iter=3000, class_weight="balanced"
-                    ).fit(hv, is_harmful)
+                    harmful = _HARMFUL[key] = _fit_binary(defs, hv, btexts, is_harmful)
     return _Model([str(c) for c in clf.classes_], clf, vectors, y, harmful, harmful_embedder)
 
 
@@ -401,13 +446,9 @@ class QuestionRouter:
         name = self.definitions.harmful_binary_embedder
         if not name or name.lower() == self._embedder_name.lower():
             return None
-        with _EMBEDDERS_LOCK:
-            embedder = _EMBEDDERS.get(name)
-            if embedder is None:
-                from retrieval.embeddings import load_embedder
+        from retrieval.embeddings import shared_embedder
 
-                embedder = _EMBEDDERS[name] = load_embedder(name)
-        return embedder
+        return shared_embedder(name)
 
     def _model(self) -> _Model:
         key = (f"{self._embedder_name}@{id(self.embedder)}", self.definitions.version)
@@ -537,7 +578,7 @@ class QuestionRouter:
                 hvec = np.asarray(model.harmful_embedder.embed([text]), dtype=np.float32)
                 if defs.harmful_binary_concat:
                     hvec = np.hstack([vec, hvec])
-            p_harmful = float(model.harmful.predict_proba(hvec)[0][1])
+            p_harmful = float(model.harmful.probabilities(hvec, [text])[0])
             details["harmful_binary"] = round(p_harmful, 4)
             if p_harmful >= defs.harmful_binary_min:
                 return self._decision(
@@ -564,6 +605,8 @@ class QuestionRouter:
         t2 = time.perf_counter()
         if decision is None:
             decision = self._classify(text)
+        if decision.route == "answer":
+            decision = self._hidden_harmful(text) or decision
         t3 = time.perf_counter()
         decision.timings_ms = {
             "rules": round((t1 - t0) * 1000, 3),
@@ -573,6 +616,22 @@ class QuestionRouter:
         return decision
 
     __call__ = route
+
+    def _hidden_harmful(self, text: str) -> RouteDecision | None:
+        """A harmful request hidden by letter spacing, leetspeak or an encoding ("t e l l  m e
+        h o w ..."): the harmful rules and classifier also read the de-obfuscated variants of
+        a question that would otherwise be answered. Only a harmful verdict counts; the other
+        routes are decided on the text as written."""
+        norm = normalise_for_detection(text)
+        for kind, variant in zip(norm.variant_kinds, norm.variants, strict=True):
+            if kind.split("+")[0] not in _HIDDEN_VARIANT_KINDS:
+                continue
+            decision = self._rules(variant) or self._classify(variant)
+            if decision.route == "harmful":
+                decision.verdict.reason += f" in {kind} variant"
+                decision.verdict.details["variant"] = kind
+                return decision
+        return None
 
     # -- replies
 

@@ -12,12 +12,15 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
+import re
 import shutil
 import tempfile
+import threading
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -166,3 +169,88 @@ class SentenceTransformerEmbedder:
 
 def load_embedder(model_name: str, *, batch_size: int = 32) -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(model_name, batch_size=batch_size)
+
+
+class RecentTextsEmbedder:
+    """An embedder that remembers the vectors of the last `size` texts it embedded.
+
+    The guardrails embed the same question more than once with the same second model (the
+    router's harmful classifier and the jailbreak classifier both read all-mpnet-base-v2)."""
+
+    def __init__(self, inner: SentenceTransformerEmbedder, size: int = 256) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dimension = inner.dimension
+        self.size = size
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if len(texts) > self.size:  # a batch (training examples): nothing worth remembering
+            return self.inner.embed(texts)
+        with self._lock:
+            vectors = {t: self._recent[t] for t in texts if t in self._recent}
+        missing = [t for t in dict.fromkeys(texts) if t not in vectors]
+        if missing:
+            vectors.update(zip(missing, self.inner.embed(missing), strict=True))
+        with self._lock:
+            for text in texts:
+                self._recent[text] = vectors[text]
+                self._recent.move_to_end(text)
+            while len(self._recent) > self.size:
+                self._recent.popitem(last=False)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([vectors[t] for t in texts])
+
+
+def embed_with_store(
+    embedder: Any, texts: list[str], store_dir: Path | None, model_name: str | None = None
+) -> np.ndarray:
+    """Embeddings of `texts` (example sentences), reusing the vectors kept in `store_dir`.
+
+    One file per model holds every text's vector by the text's hash, so classifiers trained on
+    overlapping sentences (the router's, the jailbreak classifier's) embed each sentence once
+    per machine. No `store_dir`: embed everything."""
+    if store_dir is None or not texts:
+        return np.asarray(embedder.embed(texts), dtype=np.float32)
+    name = model_name or embedder.name
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[-80:]
+    path = store_dir / f"vectors-{slug}.npz"
+    keys = [hashlib.sha256(t.encode("utf-8")).hexdigest()[:24] for t in texts]
+    with _STORE_LOCK:
+        known: dict[str, np.ndarray] = {}
+        if path.exists():
+            try:
+                with np.load(path) as data:
+                    stored = dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
+                known = {k: stored[k] for k in keys if k in stored}
+            except (OSError, ValueError, KeyError):
+                stored = {}  # unreadable: rebuilt below
+        else:
+            stored = {}
+        missing = [i for i, k in enumerate(keys) if k not in known]
+        if missing:
+            new = np.asarray(embedder.embed([texts[i] for i in missing]), dtype=np.float32)
+            for i, v in zip(missing, new, strict=True):
+                known[keys[i]] = stored[keys[i]] = v
+            store_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+            np.savez(tmp, keys=np.array(list(stored)), vectors=np.stack(list(stored.values())))
+            tmp.replace(path)
+    return np.stack([known[k] for k in keys]).astype(np.float32)
+
+
+_STORE_LOCK = threading.Lock()
+_SHARED: dict[str, RecentTextsEmbedder] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_embedder(model_name: str) -> RecentTextsEmbedder:
+    """One embedder per model name for the whole process (loaded at first use), for the
+    guardrails' second embedding model."""
+    with _SHARED_LOCK:
+        embedder = _SHARED.get(model_name)
+        if embedder is None:
+            embedder = _SHARED[model_name] = RecentTextsEmbedder(load_embedder(model_name))
+        return embedder
