@@ -155,12 +155,15 @@ def build_guards(
     from guardrails.pii import personal_data_detector
     from guardrails.router import QuestionRouter, default_cache_dir
 
+    router = QuestionRouter(embedder=embedder, cache_dir=default_cache_dir())
     return Guards(
         personal_data=personal_data_detector(),
         jailbreak=JailbreakDetector(
-            embedder=embedder, llm_check=LLMJailbreakCheck(judge) if judge else None
+            embedder=embedder,
+            llm_check=LLMJailbreakCheck(judge) if judge else None,
+            is_non_english=router.is_non_english,
         ),
-        router=QuestionRouter(embedder=embedder, cache_dir=default_cache_dir()),
+        router=router,
         screen=screen,
     )
 

@@ -304,11 +304,16 @@ class JailbreakDetector:
         classifier: JailbreakClassifier | None = None,
         llm_check: Callable[[str], Verdict] | None = None,
         use_classifier: bool = True,
+        is_non_english: Callable[[str], bool] | None = None,
     ) -> None:
         self.config = config or jailbreak_config()
         self.classifier = classifier or JailbreakClassifier(embedder, model_name=self.config.model)
         self.llm_check = llm_check
         self.use_classifier = use_classifier
+        # the router's language check: a question it will answer with the non-English reply
+        # is left to the rules, as the classifier reads most Latin-script foreign text as an
+        # attack ("Ile wynosi ustawowe wynagrodzenie chorobowe?" scored 0.75)
+        self.is_non_english = is_non_english
 
     # -- layers -------------------------------------------------------------------------------
 
@@ -360,7 +365,12 @@ class JailbreakDetector:
         prob = 0.0
         # The classifier reads English embeddings: text mostly in another script (after
         # homoglyphs were mapped to Latin) is left to the rules and the router's language check.
-        if self.use_classifier and script_stats(norm.text)[1] < cfg.max_non_latin_share:
+        foreign = (
+            self.is_non_english is not None and not retrieved and self.is_non_english(norm.text)
+        )
+        if foreign:
+            details["classifier"] = "skipped: not English (the router replies)"
+        elif self.use_classifier and script_stats(norm.text)[1] < cfg.max_non_latin_share:
             threshold = cfg.retrieved_threshold if retrieved else cfg.threshold
             prob, kind = self.score(norm)
             details["probability"] = round(prob, 4)

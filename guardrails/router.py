@@ -514,6 +514,10 @@ class QuestionRouter:
                 return self._decision("needs_account", "rule", f"matched {m.group(0)!r}")
         return None
 
+    def is_non_english(self, text: str) -> bool:
+        """Whether routing would give `text` the non-English reply on language alone."""
+        return self._language_route(text) is not None
+
     def _language_route(self, text: str) -> RouteDecision | None:
         if self._language is None:
             return None
