@@ -380,18 +380,14 @@ class PersonalDataDetector:
 _NOT_NAME_STARTS = frozenset({"the", "a", "an", "our", "my", "your", "their", "his", "her"})
 
 
+def _script(char: str) -> str | None:
+    name = unicodedata.name(char, "")
+    return next((s for s in ("LATIN", "CYRILLIC", "GREEK") if s in name), None)
+
+
 def _mixed_scripts(span: str) -> bool:
     """Latin letters mixed with Cyrillic or Greek ones inside one word."""
-    for word in span.split():
-        scripts = {
-            "latin" if "LATIN" in name else "cyrillic" if "CYRILLIC" in name else "greek"
-            for c in word
-            if c.isalpha()
-            and any(k in (name := unicodedata.name(c, "")) for k in ("LATIN", "CYRILLIC", "GREEK"))
-        }
-        if len(scripts) > 1:
-            return True
-    return False
+    return any(len({_script(c) for c in word if c.isalpha()} - {None}) > 1 for word in span.split())
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:

@@ -218,11 +218,6 @@ def route_messages() -> tuple[dict[str, str], str]:
 # ---------------------------------------------------------------------------- decisions
 
 
-_HIDDEN_VARIANT_KINDS = frozenset(
-    {"despaced", "leetspeak", "base64", "hex", "rot13", "tag_characters"}
-)
-
-
 @dataclass
 class RouteDecision:
     route: str
@@ -628,8 +623,6 @@ class QuestionRouter:
         routes are decided on the text as written."""
         norm = normalise_for_detection(text)
         for kind, variant in zip(norm.variant_kinds, norm.variants, strict=True):
-            if kind.split("+")[0] not in _HIDDEN_VARIANT_KINDS:
-                continue
             decision = self._rules(variant) or self._classify(variant)
             if decision.route == "harmful":
                 decision.verdict.reason += f" in {kind} variant"

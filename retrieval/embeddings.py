@@ -186,6 +186,8 @@ class RecentTextsEmbedder:
         self._lock = threading.Lock()
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
         if len(texts) > self.size:  # a batch (training examples): nothing worth remembering
             return self.inner.embed(texts)
         with self._lock:
@@ -199,8 +201,6 @@ class RecentTextsEmbedder:
                 self._recent.move_to_end(text)
             while len(self._recent) > self.size:
                 self._recent.popitem(last=False)
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
         return np.stack([vectors[t] for t in texts])
 
 
@@ -219,26 +219,22 @@ def embed_with_store(
     path = store_dir / f"vectors-{slug}.npz"
     keys = [hashlib.sha256(t.encode("utf-8")).hexdigest()[:24] for t in texts]
     with _STORE_LOCK:
-        known: dict[str, np.ndarray] = {}
+        stored: dict[str, np.ndarray] = {}
         if path.exists():
             try:
                 with np.load(path) as data:
                     stored = dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
-                known = {k: stored[k] for k in keys if k in stored}
             except (OSError, ValueError, KeyError):
                 stored = {}  # unreadable: rebuilt below
-        else:
-            stored = {}
-        missing = [i for i, k in enumerate(keys) if k not in known]
+        missing = [i for i, k in enumerate(keys) if k not in stored]
         if missing:
             new = np.asarray(embedder.embed([texts[i] for i in missing]), dtype=np.float32)
-            for i, v in zip(missing, new, strict=True):
-                known[keys[i]] = stored[keys[i]] = v
+            stored.update((keys[i], v) for i, v in zip(missing, new, strict=True))
             store_dir.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
             np.savez(tmp, keys=np.array(list(stored)), vectors=np.stack(list(stored.values())))
             tmp.replace(path)
-    return np.stack([known[k] for k in keys]).astype(np.float32)
+        return np.stack([stored[k] for k in keys]).astype(np.float32, copy=False)
 
 
 _STORE_LOCK = threading.Lock()
