@@ -251,6 +251,10 @@ GENUINE = [
     "I'm Self Employed, do I pay Class 2?",
     "We trade as The Bath Bomb, called The Bath Bomb on Etsy. Do we need to register the name?",
     "WHAT IS THE DEADLINE FOR MY VAT RETURN",
+    # session 8: scheme names and capitalised common nouns spaCy took for people
+    "What does a new starter with EU Settled Status need to show for a right to work check?",
+    "Did Brexit change the VAT rules on parcels to Ireland?",
+    "Driver hours rules for a van under 3.5 tonnes?",
 ]
 
 
