@@ -31,9 +31,15 @@ import yaml
 
 from chat_api.types import Verdict
 from guardrails.definitions import DEFINITIONS_DIR, input_rules
-from guardrails.normalise import Normalised, normalise_for_detection, script_stats
+from guardrails.normalise import (
+    Normalised,
+    normalise_for_detection,
+    script_stats,
+    written_in_other_script,
+)
 
 RULES_FILE = DEFINITIONS_DIR / "jailbreak.yaml"
+MULTILINGUAL_FILE = DEFINITIONS_DIR / "jailbreak_multilingual.yaml"
 EXAMPLES_FILE = DEFINITIONS_DIR / "jailbreak_examples.jsonl"
 _CONTAINER_KINDS = ("despaced", "tag_characters", "base64", "hex", "rot13")
 
@@ -51,6 +57,79 @@ class Rule:
         if m and self.unless is not None and self.unless.search(text):
             return None
         return m
+
+
+def _alternation(patterns: list[str]) -> str:
+    return "(?:" + "|".join(f"(?:{p})" for p in patterns) + ")"
+
+
+@dataclass(frozen=True)
+class MultilingualRules:
+    """Attack terms in other languages (jailbreak_multilingual.yaml), for text the router calls
+    non-English: the classifier reads English embeddings, and several of these words are also
+    English ("ignore", "instructions"), so they are never applied to English text."""
+
+    version: str
+    rules: tuple[tuple[str, re.Pattern[str]], ...]
+
+    def search(self, text: str) -> tuple[str, str] | None:
+        for name, pattern in self.rules:
+            m = pattern.search(text)
+            if m:
+                return name, m.group(0)
+        return None
+
+
+def load_multilingual_rules(path: Path = MULTILINGUAL_FILE) -> MultilingualRules:
+    raw = path.read_bytes()
+    data = yaml.safe_load(raw)
+    gap, near = int(data.get("gap_chars", 50)), int(data.get("near_chars", 20))
+    lex = {
+        k: _alternation(data[k])
+        for k in (
+            "strong",
+            "override",
+            "target",
+            "qualifier",
+            "you_are_now",
+            "ai_word",
+            "without",
+            "answer_verb",
+            "pretend",
+            "you_have_no",
+            "given_to_you",
+            "placeholder_target",
+            "hidden",
+            "your_target",
+            "mode",
+        )
+    }
+    v, t, q = lex["override"], lex["target"], lex["qualifier"]
+    g, n = f"[\\s\\S]{{0,{gap}}}?", f"[\\s\\S]{{0,{near}}}?"
+    without_target = f"{lex['without']}\\s*{n}{t}"
+    has_no_target = f"{lex['you_have_no']}\\s*{n}{t}"
+    rules = {
+        "multilingual_strong": lex["strong"],
+        # verb .. qualifier .. target, verb .. target .. qualifier, and verb-final order
+        "multilingual_override": f"{v}{g}{q}{g}(?:{t}|{lex['placeholder_target']})"
+        f"|{v}{g}{t}{n}{q}|{q}{g}{t}{g}{v}|{t}{n}{q}{g}{v}",
+        "multilingual_persona": f"{lex['you_are_now']}{g}"
+        f"(?:{lex['ai_word']}|{without_target}|{has_no_target})",
+        "multilingual_no_limits": f"{lex['answer_verb']}{g}{without_target}"
+        f"|{without_target}{g}{lex['answer_verb']}",
+        "multilingual_pretend": f"{lex['pretend']}{g}(?:{without_target}|{has_no_target})",
+        "multilingual_you_have_no": has_no_target,
+        "multilingual_given_to_you": f"{t}{n}{lex['given_to_you']}",
+        "multilingual_target_then_verb": f"{t}[\\s\\S]{{0,8}}?{v}",
+        "multilingual_told": f"{v}{g}{lex['given_to_you']}",
+        "multilingual_hidden": f"{lex['hidden']}{n}{t}|{t}{n}{lex['hidden']}",
+        "multilingual_your_target": f"{v}{g}{lex['your_target']}|{lex['your_target']}{g}{v}",
+        "multilingual_mode_without": f"{lex['mode']}{n}{without_target}",
+    }
+    return MultilingualRules(
+        version=f"{data['version']}+{hashlib.sha256(raw).hexdigest()[:8]}",
+        rules=tuple((name, re.compile(p, re.IGNORECASE)) for name, p in rules.items()),
+    )
 
 
 @dataclass(frozen=True)
@@ -71,6 +150,8 @@ class JailbreakConfig:
     # removed before the classifier reads a text: a benign preface ("Ignore the typos: ...")
     # and personal-data placeholders ("[name]"), which say nothing about an attack
     classifier_strip: tuple[re.Pattern[str], ...] = ()
+    # attack terms in other languages, for text the router calls non-English
+    multilingual: MultilingualRules | None = None
 
 
 @cache
@@ -97,9 +178,10 @@ def jailbreak_config() -> JailbreakConfig:
         _routes_version().encode() if benign_routes or binary_routes else b""
     )
     examples_hash = hashlib.sha256(examples).hexdigest()[:8]
+    multilingual = load_multilingual_rules()
     return JailbreakConfig(
         version=f"{data['version']}+{hashlib.sha256(raw).hexdigest()[:8]}+ex{examples_hash}"
-        f"+{base.version}",
+        f"+{base.version}+{multilingual.version}",
         rules=tuple(rules),
         compact_patterns=tuple(re.compile(p) for p in data.get("compact_patterns", [])),
         model=str(clf["model"]),
@@ -114,6 +196,7 @@ def jailbreak_config() -> JailbreakConfig:
             + [_placeholder_pattern()]
         ),
         benign_binary_routes=binary_routes,
+        multilingual=multilingual,
     )
 
 
@@ -333,6 +416,16 @@ class JailbreakDetector:
                         return {"rule": "compact", "match": m.group(0)[:80], "variant": kind}
         return None
 
+    def match_multilingual(self, norm: Normalised) -> dict[str, Any] | None:
+        """The other-language attack terms over the unfolded text, the text and its variants."""
+        assert self.config.multilingual is not None
+        texts = [("text", norm.unfolded), *norm.all_texts()] if norm.unfolded else norm.all_texts()
+        for kind, text in texts:
+            found = self.config.multilingual.search(text)
+            if found:
+                return {"rule": found[0], "match": found[1][:80], "variant": kind}
+        return None
+
     def score(self, norm: Normalised) -> tuple[float, str]:
         """Highest attack probability over the text and variants (windowed), and its variant."""
         size = self.config.window_words
@@ -365,12 +458,28 @@ class JailbreakDetector:
         prob = 0.0
         # The classifier reads English embeddings: text mostly in another script (after
         # homoglyphs were mapped to Latin) is left to the rules and the router's language check.
-        foreign = (
-            self.is_non_english is not None and not retrieved and self.is_non_english(norm.text)
+        # (Cyrillic, Greek or Arabic text is judged as written, before look-alike folding)
+        other_script = not retrieved and written_in_other_script(
+            norm.unfolded or norm.text, cfg.max_non_latin_share
         )
+        foreign = not retrieved and (
+            other_script or (self.is_non_english is not None and self.is_non_english(norm.text))
+        )
+        non_latin = other_script or script_stats(norm.text)[1] >= cfg.max_non_latin_share
+        if cfg.multilingual is not None and not retrieved and (foreign or non_latin):
+            hit = self.match_multilingual(norm)
+            if hit:
+                return Verdict(
+                    "jailbreak",
+                    False,
+                    f"rules: {hit['rule']} matched {hit['match']!r}",
+                    confidence=0.9,
+                    version=cfg.version,
+                    details={**details, "layer": "rules", **hit},
+                )
         if foreign:
             details["classifier"] = "skipped: not English (the router replies)"
-        elif self.use_classifier and script_stats(norm.text)[1] < cfg.max_non_latin_share:
+        elif self.use_classifier and not non_latin:
             threshold = cfg.retrieved_threshold if retrieved else cfg.threshold
             prob, kind = self.score(norm)
             details["probability"] = round(prob, 4)

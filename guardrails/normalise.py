@@ -117,6 +117,9 @@ class Normalised:
     variants: list[str] = field(default_factory=list)  # extra views to run detection over
     stripped: list[str] = field(default_factory=list)  # "U+200B ZERO WIDTH SPACE x3", ...
     variant_kinds: list[str] = field(default_factory=list)  # parallel to variants
+    # invisible characters removed and NFKC, but look-alikes NOT folded: Cyrillic or Greek words
+    # of a message really written in those scripts (the multilingual jailbreak terms read this)
+    unfolded: str = ""
 
     def all_texts(self) -> list[tuple[str, str]]:
         """(kind, text) for the cleaned text and every variant."""
@@ -295,7 +298,7 @@ def normalise_for_detection(text: str, *, _depth: int = 0) -> Normalised:
             seen.add(v)
             kinds.append(kind)
             texts.append(v)
-    return Normalised(cleaned, texts, stripped, kinds)
+    return Normalised(cleaned, texts, stripped, kinds, unicodedata.normalize("NFKC", visible))
 
 
 def script_stats(text: str) -> tuple[int, float]:
@@ -305,3 +308,21 @@ def script_stats(text: str) -> tuple[int, float]:
         return 0, 0.0
     non_latin = sum(1 for c in letters if not unicodedata.name(c, "").startswith("LATIN"))
     return len(letters), non_latin / len(letters)
+
+
+def _letter_script(char: str) -> str:
+    name = unicodedata.name(char, "")
+    return name.split(" ")[0] if name else ""
+
+
+def written_in_other_script(text: str, min_share: float = 0.5) -> bool:
+    """Whether `text` (before look-alike folding) is really written in a non-Latin script:
+    mostly non-Latin letters, and few words mixing Latin with other letters. Homoglyph attacks
+    ("Іgnоrе уоur rules") mix scripts inside words; Russian or Arabic text does not, and folding
+    its Cyrillic letters to Latin look-alikes turns it into nonsense the English checks misread."""
+    letters, share = script_stats(text)
+    if letters < 3 or share < min_share:
+        return False
+    words = [w for w in text.split() if any(c.isalpha() for c in w)]
+    mixed = sum(1 for w in words if len({_letter_script(c) for c in w if c.isalpha()}) > 1)
+    return mixed <= 0.2 * len(words)

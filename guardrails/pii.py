@@ -87,6 +87,11 @@ class PersonalDataDefinitions:
     not_name_phrases: frozenset[str]
     not_name_words: frozenset[str]
     name_particles: frozenset[str] = frozenset()
+    # text identified as another language with at least this confidence (py3langid) keeps its
+    # one-word "names": spaCy's English model tags capitalised words of other languages as
+    # people ("Anghofia", "Posso", "Уяви"); None = always redact them
+    other_language_min_confidence: float | None = None
+    other_language_min_letters: int = 25
 
 
 def _compile_all(patterns: list[str] | None) -> tuple[re.Pattern[str], ...]:
@@ -137,6 +142,12 @@ def load_personal_data_definitions(path: Path | str | None = None) -> PersonalDa
         not_name_phrases=frozenset(_norm(p) for p in not_names.get("phrases", [])),
         not_name_words=frozenset(str(w).lower() for w in not_names.get("words", [])),
         name_particles=frozenset(str(w).lower() for w in not_names.get("particles", [])),
+        other_language_min_confidence=(
+            None
+            if not (ol := data.get("single_word_names_in_other_languages"))
+            else float(ol["min_confidence"])
+        ),
+        other_language_min_letters=int((ol or {}).get("min_letters", 25)),
     )
 
 
@@ -289,6 +300,7 @@ class PersonalDataDetector:
         d = self.definitions
         results = engine.analyzer.analyze(text=text, language=d.language, score_threshold=0.0)
         candidates: list[Span] = []
+        other_language: bool | None = None  # worked out on the first one-word name
         for res in results:
             rec = engine.by_entity.get(res.entity_type)
             if rec is None:
@@ -299,6 +311,11 @@ class PersonalDataDetector:
                 start, end = _trim(text, start, end)
                 if start >= end or not self._looks_like_name(text[start:end]):
                     continue
+                if len(text[start:end].split()) == 1 and d.other_language_min_confidence:
+                    if other_language is None:
+                        other_language = _in_other_language(text, d)
+                    if other_language:
+                        continue
             if rec.context:
                 if self._has_context(text, start, end, rec.context):
                     if rec.score_with_context is not None:
@@ -378,6 +395,26 @@ class PersonalDataDetector:
 
 
 _NOT_NAME_STARTS = frozenset({"the", "a", "an", "our", "my", "your", "their", "his", "her"})
+
+
+_LANGID: Any = None
+_LANGID_LOCK = threading.Lock()
+
+
+def _in_other_language(text: str, d: PersonalDataDefinitions) -> bool:
+    """Whether py3langid (model inside the wheel) is confident `text` is not English."""
+    global _LANGID
+    letters = sum(c.isalpha() for c in text)
+    if letters < d.other_language_min_letters or d.other_language_min_confidence is None:
+        return False
+    if _LANGID is None:
+        with _LANGID_LOCK:
+            if _LANGID is None:
+                from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+                _LANGID = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    language, confidence = _LANGID.classify(text)
+    return language != "en" and float(confidence) >= d.other_language_min_confidence
 
 
 def _script(char: str) -> str | None:

@@ -125,9 +125,24 @@ class RouteDefinitions:
     # TF-IDF word n-grams of the text beside the embeddings, scaled by `weight` (None: none):
     # {"weight": 1.0, "ngram_range": (1, 2), "min_df": 2}
     harmful_binary_ngrams: dict[str, Any] | None = None
+    # uncommon GOV.UK acronyms, written out for the classifiers ("whats a TEN" read as small talk)
+    acronyms: dict[str, str] = field(default_factory=dict)
+
+    def expand_acronyms(self, text: str) -> str:
+        """`text` with each listed acronym (in capitals, as a word) followed by its meaning."""
+        if not self.acronyms:
+            return text
+        return _acronym_pattern(tuple(self.acronyms)).sub(
+            lambda m: f"{m.group(0)} ({self.acronyms[m.group(0)]})", text
+        )
 
     def margin(self, route: str) -> float:
         return self.margin_over_answer.get(route, self.margin_over_answer.get("default", 0.25))
+
+
+@cache
+def _acronym_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w-])(?:" + "|".join(map(re.escape, names)) + r")(?![\w-])")
 
 
 def _example_files(names: list[str]) -> tuple[dict[str, list[str]], str]:
@@ -194,6 +209,7 @@ def route_definitions() -> RouteDefinitions:
         harmful_binary_decides=bool(binary.get("decides_harmful", False)),
         harmful_binary_examples=tuple(binary_examples),
         harmful_binary_ngrams=_ngram_settings(binary.get("word_ngrams")),
+        acronyms={str(k): str(v) for k, v in (data.get("acronyms") or {}).items()},
     )
 
 
@@ -551,6 +567,7 @@ class QuestionRouter:
     def _classify(self, text: str) -> RouteDecision:
         defs = self.definitions
         model = self._model()
+        text = defs.expand_acronyms(text)
         vec = np.asarray(self.embedder.embed([text]), dtype=np.float32)
         probs = dict(zip(model.classes, model.clf.predict_proba(vec)[0].tolist(), strict=True))
         sims = model.example_vectors @ vec[0]

@@ -351,3 +351,11 @@ def test_asking_how_to_do_something_fraudulently_is_refused(router, text):
 )
 def test_questions_about_fraud_and_short_acronyms_are_answered(router, text):
     assert _route(router, text) == "answer", text
+
+
+def test_uncommon_acronyms_are_written_out_for_the_classifiers_only():
+    defs = route_definitions()
+    assert defs.expand_acronyms("whats a TEN?") == "whats a TEN (temporary event notice)?"
+    # capitals and whole words only: the number, and words containing an acronym, stay as written
+    text = "ten or Ten staff, CIS-registered"
+    assert defs.expand_acronyms(text) == text
