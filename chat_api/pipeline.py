@@ -149,19 +149,25 @@ def build_guards(
 ) -> Guards:
     """The full offline guardrails, sharing the retriever's embedding model; `judge` (a capable
     server LLM) adds an LLM jailbreak check on top; `screen` (an LLMScreen) asks a language
-    model about the questions the other layers would answer."""
+    model about the questions the other layers would answer, and about messages in other
+    languages that the jailbreak rules passed."""
     from guardrails.jailbreak import JailbreakDetector
     from guardrails.llm_checks import LLMJailbreakCheck
+    from guardrails.llm_screen import LLMScreen, foreign_screen_definitions
     from guardrails.pii import personal_data_detector
     from guardrails.router import QuestionRouter, default_cache_dir
 
     router = QuestionRouter(embedder=embedder, cache_dir=default_cache_dir())
+    # the screen's model also checks text in other languages for attacks (the classifier reads
+    # English only); sharing its scorer keeps one model context
+    foreign = LLMScreen(screen.scorer, foreign_screen_definitions()) if screen else None
     return Guards(
         personal_data=personal_data_detector(),
         jailbreak=JailbreakDetector(
             embedder=embedder,
             llm_check=LLMJailbreakCheck(judge) if judge else None,
             is_non_english=router.is_non_english,
+            foreign_check=foreign.check if foreign else None,
         ),
         router=router,
         screen=screen,

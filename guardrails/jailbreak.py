@@ -388,6 +388,7 @@ class JailbreakDetector:
         llm_check: Callable[[str], Verdict] | None = None,
         use_classifier: bool = True,
         is_non_english: Callable[[str], bool] | None = None,
+        foreign_check: Callable[[str], Verdict] | None = None,
     ) -> None:
         self.config = config or jailbreak_config()
         self.classifier = classifier or JailbreakClassifier(embedder, model_name=self.config.model)
@@ -397,6 +398,9 @@ class JailbreakDetector:
         # is left to the rules, as the classifier reads most Latin-script foreign text as an
         # attack ("Ile wynosi ustawowe wynagrodzenie chorobowe?" scored 0.75)
         self.is_non_english = is_non_english
+        # a language model asked about text in other languages that the rules passed
+        # (llm_screen.LLMScreen with foreign_screen_definitions); None = rules only
+        self.foreign_check = foreign_check
 
     # -- layers -------------------------------------------------------------------------------
 
@@ -479,6 +483,14 @@ class JailbreakDetector:
                 )
         if foreign:
             details["classifier"] = "skipped: not English (the router replies)"
+            if self.foreign_check is not None:
+                verdict = self.foreign_check(norm.unfolded or norm.text)
+                if not verdict.passed:
+                    verdict.name = "jailbreak"
+                    verdict.reason = f"llm: other-language check, {verdict.reason}"
+                    verdict.details = {**details, **verdict.details, "layer": "llm_foreign"}
+                    return verdict
+                details["foreign_check"] = verdict.details.get("probabilities", {})
         elif self.use_classifier and not non_latin:
             threshold = cfg.retrieved_threshold if retrieved else cfg.threshold
             prob, kind = self.score(norm)

@@ -59,12 +59,22 @@ class ScreenDefinitions:
 
 @cache
 def screen_definitions() -> ScreenDefinitions:
-    data, version = _read("llm_screen.yaml")
+    return _screen_definitions("llm_screen.yaml")
+
+
+@cache
+def foreign_screen_definitions() -> ScreenDefinitions:
+    """The check for attacks written in other languages (llm_foreign_screen.yaml)."""
+    return _screen_definitions("llm_foreign_screen.yaml")
+
+
+def _screen_definitions(name: str) -> ScreenDefinitions:
+    data, version = _read(name)
     labels = {str(k): str(v) for k, v in data["labels"].items()}
     examples = tuple((str(e["message"]).strip(), str(e["label"])) for e in data["examples"])
     for _, letter in examples:
         if letter not in labels:
-            raise ValueError(f"llm_screen.yaml: example label {letter!r} is not in labels")
+            raise ValueError(f"{name}: example label {letter!r} is not in labels")
     return ScreenDefinitions(
         version=version,
         system=str(data["system"]).strip(),
@@ -315,5 +325,6 @@ __all__ = [
     "LetterScorer",
     "LocalLetterScorer",
     "ScreenDefinitions",
+    "foreign_screen_definitions",
     "screen_definitions",
 ]

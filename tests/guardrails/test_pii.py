@@ -255,6 +255,7 @@ GENUINE = [
     "What does a new starter with EU Settled Status need to show for a right to work check?",
     "Did Brexit change the VAT rules on parcels to Ireland?",
     "Driver hours rules for a van under 3.5 tonnes?",
+    "How does a charity claim Gift Aid on donations?",
 ]
 
 
