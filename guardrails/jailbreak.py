@@ -423,7 +423,9 @@ class JailbreakDetector:
     def match_multilingual(self, norm: Normalised) -> dict[str, Any] | None:
         """The other-language attack terms over the unfolded text, the text and its variants."""
         assert self.config.multilingual is not None
-        texts = [("text", norm.unfolded), *norm.all_texts()] if norm.unfolded else norm.all_texts()
+        texts = norm.all_texts()
+        if norm.unfolded and norm.unfolded != norm.text:  # look-alikes were folded
+            texts = [("text", norm.unfolded), *texts]
         for kind, text in texts:
             found = self.config.multilingual.search(text)
             if found:

@@ -397,24 +397,15 @@ class PersonalDataDetector:
 _NOT_NAME_STARTS = frozenset({"the", "a", "an", "our", "my", "your", "their", "his", "her"})
 
 
-_LANGID: Any = None
-_LANGID_LOCK = threading.Lock()
-
-
 def _in_other_language(text: str, d: PersonalDataDefinitions) -> bool:
-    """Whether py3langid (model inside the wheel) is confident `text` is not English."""
-    global _LANGID
-    letters = sum(c.isalpha() for c in text)
-    if letters < d.other_language_min_letters or d.other_language_min_confidence is None:
+    """Whether language identification is confident `text` is not English."""
+    if sum(c.isalpha() for c in text) < d.other_language_min_letters:
         return False
-    if _LANGID is None:
-        with _LANGID_LOCK:
-            if _LANGID is None:
-                from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    from guardrails.language import language_identifier
 
-                _LANGID = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-    language, confidence = _LANGID.classify(text)
-    return language != "en" and float(confidence) >= d.other_language_min_confidence
+    threshold = d.other_language_min_confidence
+    g = language_identifier().guess(text, frozenset({"en"}))
+    return threshold is not None and g.language != "en" and g.confidence >= threshold
 
 
 def _script(char: str) -> str | None:

@@ -39,7 +39,8 @@ import yaml
 
 from chat_api.types import Verdict
 from guardrails.definitions import DEFINITIONS_DIR, input_rules
-from guardrails.normalise import normalise_for_detection, script_stats
+from guardrails.language import LanguageIdentifier, language_identifier
+from guardrails.normalise import normalise_for_detection
 
 ROUTES = (
     "answer",
@@ -246,49 +247,6 @@ class RouteDecision:
         return self.route == "answer"
 
 
-# ---------------------------------------------------------------------------- language ID
-
-
-@dataclass
-class LanguageGuess:
-    language: str
-    confidence: float
-    english: float
-    non_latin_share: float
-    letters: int
-    words: int
-
-
-_WORD = re.compile(r"[^\W\d_]+")
-
-
-class LanguageIdentifier:
-    """py3langid with normalised probabilities; the model (inside the wheel) loads on first use."""
-
-    def __init__(self) -> None:
-        self._ident: Any = None
-        self._lock = threading.Lock()
-
-    def _model(self) -> Any:
-        if self._ident is None:
-            with self._lock:
-                if self._ident is None:
-                    from py3langid.langid import MODEL_FILE
-                    from py3langid.langid import LanguageIdentifier as _Ident
-
-                    self._ident = _Ident.from_model_file(MODEL_FILE, norm_probs=True)
-        return self._ident
-
-    def guess(self, text: str, english_like: frozenset[str]) -> LanguageGuess:
-        letters, share = script_stats(text)
-        ranked = self._model().rank(text)
-        top, conf = ranked[0]
-        english = sum(p for lang, p in ranked if lang in english_like)
-        return LanguageGuess(
-            str(top), float(conf), float(english), share, letters, len(_WORD.findall(text))
-        )
-
-
 # ---------------------------------------------------------------------------- classifier
 
 
@@ -436,7 +394,7 @@ class QuestionRouter:
         self._embedder_name = embedder_name or getattr(embedder, "name", None) or DEFAULT_EMBEDDER
         self.definitions = definitions or route_definitions()
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self._language = LanguageIdentifier() if language_id else None
+        self._language: LanguageIdentifier | None = language_identifier() if language_id else None
         self._lock = threading.Lock()
 
     # -- lazily loaded parts

@@ -14,6 +14,7 @@ from guardrails.jailbreak import (
     training_examples,
 )
 from guardrails.normalise import normalise_for_detection
+from tests.guardrails.fakes import FixedScorer
 
 pytestmark = pytest.mark.slow
 SNAPSHOT = Path(__file__).resolve().parents[2] / "ingest" / "snapshot" / "content"
@@ -343,28 +344,11 @@ def test_cyrillic_text_is_not_folded_into_nonsense_for_the_classifier(detector):
     assert v.passed and "probability" not in v.details, v.reason
 
 
-class _FixedLetters:
-    """A fake language model at the boundary: fixed letter probabilities, records what it saw."""
-
-    name = "fixed"
-
-    def __init__(self, p_yes: float) -> None:
-        self.p_yes = p_yes
-        self.seen: list[str] = []
-
-    def load(self) -> None:
-        return None
-
-    def probabilities(self, defs, text):
-        self.seen.append(text)
-        return {"Yes": self.p_yes, "No": 1 - self.p_yes}
-
-
 @pytest.mark.parametrize("p_yes, blocked", [(0.93, True), (0.2, False)])
 def test_text_in_other_languages_goes_to_the_language_model_check(detector, p_yes, blocked):
     from guardrails.llm_screen import LLMScreen, foreign_screen_definitions
 
-    scorer = _FixedLetters(p_yes)
+    scorer = FixedScorer({"Yes": p_yes, "No": 1 - p_yes})
     d = JailbreakDetector(
         detector.classifier.embedder,
         classifier=detector.classifier,

@@ -18,23 +18,7 @@ from guardrails.llm_screen import (
     ScreenDefinitions,
     screen_definitions,
 )
-
-
-class FixedScorer:
-    name = "fixed"
-
-    def __init__(self, probs: dict[str, float] | Exception) -> None:
-        self.probs = probs
-        self.seen: list[str] = []
-
-    def load(self) -> None:
-        return None
-
-    def probabilities(self, defs, text):
-        self.seen.append(text)
-        if isinstance(self.probs, Exception):
-            raise self.probs
-        return self.probs
+from tests.guardrails.fakes import FixedScorer
 
 
 def test_definitions_are_versioned_and_build_a_few_shot_chat() -> None:

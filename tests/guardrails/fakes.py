@@ -1,0 +1,22 @@
+"""Fakes at the language-model boundary, shared by the guardrail tests."""
+
+from __future__ import annotations
+
+
+class FixedScorer:
+    """A letter scorer with fixed probabilities (or an exception to raise); records the texts."""
+
+    name = "fixed"
+
+    def __init__(self, probs: dict[str, float] | Exception) -> None:
+        self.probs = probs
+        self.seen: list[str] = []
+
+    def load(self) -> None:
+        return None
+
+    def probabilities(self, defs, text):
+        self.seen.append(text)
+        if isinstance(self.probs, Exception):
+            raise self.probs
+        return self.probs
