@@ -64,6 +64,12 @@ def main() -> None:
         default="off",
         help="add the language-model screen (local = the bundled 1.5B GGUF)",
     )
+    ap.add_argument(
+        "--foreign",
+        choices=["translate", "classify", "off"],
+        default="translate",
+        help="with a screen: how messages in other languages are checked for attacks",
+    )
     ap.add_argument("--out", type=Path, help="write one JSON line per case (route, verdicts)")
     args = ap.parse_args()
 
@@ -81,7 +87,7 @@ def main() -> None:
         from guardrails.llm_screen import build_screen
 
         screen = build_screen(Settings())
-    guards = build_guards(load_embedder("all-MiniLM-L6-v2"), screen=screen)
+    guards = build_guards(load_embedder("all-MiniLM-L6-v2"), screen=screen, foreign=args.foreign)
     t0 = time.perf_counter()
     warm_up_guards(guards)
     warm = time.perf_counter() - t0

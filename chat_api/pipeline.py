@@ -145,29 +145,45 @@ class Guards:
 
 
 def build_guards(
-    embedder: Any, judge: BaseChatModel | None = None, screen: Any | None = None
+    embedder: Any,
+    judge: BaseChatModel | None = None,
+    screen: Any | None = None,
+    *,
+    foreign: str = "translate",
 ) -> Guards:
     """The full offline guardrails, sharing the retriever's embedding model; `judge` (a capable
     server LLM) adds an LLM jailbreak check on top; `screen` (an LLMScreen) asks a language
     model about the questions the other layers would answer, and about messages in other
-    languages that the jailbreak rules passed."""
+    languages that the jailbreak rules passed: `foreign` = "translate" (to English, for the
+    English jailbreak layers), "classify" (a yes/no question) or "off"."""
     from guardrails.jailbreak import JailbreakDetector
     from guardrails.llm_checks import LLMJailbreakCheck
     from guardrails.llm_screen import LLMScreen, foreign_screen_definitions
     from guardrails.pii import personal_data_detector
     from guardrails.router import QuestionRouter, default_cache_dir
+    from guardrails.translate import translator_for
 
     router = QuestionRouter(embedder=embedder, cache_dir=default_cache_dir())
-    # the screen's model also checks text in other languages for attacks (the classifier reads
-    # English only); sharing its scorer keeps one model context
-    foreign = LLMScreen(screen.scorer, foreign_screen_definitions()) if screen else None
+    # the screen's model also checks text in other languages for attacks (the jailbreak
+    # classifier reads English only): the yes/no check shares the screen's context; the
+    # translator has a context of its own (same model file), so neither evicts the other's
+    # cached prompt
+    if foreign not in ("translate", "classify", "off"):
+        raise ValueError(f"foreign must be translate, classify or off, not {foreign!r}")
+    classify = (
+        LLMScreen(screen.scorer, foreign_screen_definitions())
+        if screen and foreign == "classify"
+        else None
+    )
+    translator = translator_for(screen.scorer) if screen and foreign == "translate" else None
     return Guards(
         personal_data=personal_data_detector(),
         jailbreak=JailbreakDetector(
             embedder=embedder,
             llm_check=LLMJailbreakCheck(judge) if judge else None,
             is_non_english=router.is_non_english,
-            foreign_check=foreign.check if foreign else None,
+            foreign_check=classify.check if classify else None,
+            translator=translator,
         ),
         router=router,
         screen=screen,
@@ -191,6 +207,7 @@ def deployment_guards(
         embedder,
         judge=llm if capable else None,
         screen=None if injected_llm else build_screen(settings),
+        foreign=settings.guard_foreign,
     )
     warm_up_guards(guards)
     return guards
@@ -204,6 +221,8 @@ def warm_up_guards(guards: Guards) -> None:
         guards.router.warm_up()
     if guards.jailbreak is not None:
         guards.jailbreak.check("How much is Statutory Sick Pay?")
+        if guards.jailbreak.translator is not None:  # loads it and caches its instructions
+            guards.jailbreak.translator("¿Cuánto es la baja por enfermedad?")
     if guards.screen is not None:
         guards.screen.warm_up()
 

@@ -156,6 +156,12 @@ class Settings(BaseSettings):
         description="Language-model screen of questions the offline guardrails would answer: "
         "auto = the server LLM when one is set, else the bundled 1.5B model; off = none.",
     )
+    guard_foreign: Literal["translate", "classify", "off"] = Field(
+        "translate",
+        description="How the screen's model checks messages in other languages for attacks: "
+        "translate = to English for the English jailbreak layers (about 1.7 s); classify = "
+        "a yes/no question (about 0.6 s, fewer caught); off = the multilingual terms only.",
+    )
     answer_timeout: float = Field(120.0, gt=0, description="Seconds for a whole answer.")
     answer_max_chunks: int = Field(4, ge=1, le=20, description="Sections evidence is drawn from.")
     retrieval_history_questions: int = Field(

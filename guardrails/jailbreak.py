@@ -9,6 +9,12 @@ Layers, each of which can block on its own:
    named by the hash of the examples file;
 3. an optional LLM check hook (`llm_check`), off by default.
 
+Text the router calls non-English (or mostly in another script) skips the classifier, which
+reads English, and meets instead: the multilingual terms (jailbreak_multilingual.yaml); the
+screen model's yes/no check (`foreign_check`, llm_foreign_screen.yaml); and its English
+translation (`translator`, guardrails.translate), read by the English rules and classifier. The
+two model layers exist only when the deployment has a screen model.
+
 `check(text)` is for user questions, `check_retrieved(text)` for retrieved page text (indirect
 injection): rules marked `retrieved: true` only, and a higher classifier threshold.
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
@@ -24,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -37,6 +44,11 @@ from guardrails.normalise import (
     script_stats,
     written_in_other_script,
 )
+
+if TYPE_CHECKING:
+    from guardrails.translate import Translation
+
+log = logging.getLogger(__name__)
 
 RULES_FILE = DEFINITIONS_DIR / "jailbreak.yaml"
 MULTILINGUAL_FILE = DEFINITIONS_DIR / "jailbreak_multilingual.yaml"
@@ -389,6 +401,7 @@ class JailbreakDetector:
         use_classifier: bool = True,
         is_non_english: Callable[[str], bool] | None = None,
         foreign_check: Callable[[str], Verdict] | None = None,
+        translator: Callable[[str], Translation] | None = None,
     ) -> None:
         self.config = config or jailbreak_config()
         self.classifier = classifier or JailbreakClassifier(embedder, model_name=self.config.model)
@@ -401,6 +414,9 @@ class JailbreakDetector:
         # a language model asked about text in other languages that the rules passed
         # (llm_screen.LLMScreen with foreign_screen_definitions); None = rules only
         self.foreign_check = foreign_check
+        # a language model that translates such text to English for the English rules and
+        # classifier (guardrails.translate); None = no translation
+        self.translator = translator
 
     # -- layers -------------------------------------------------------------------------------
 
@@ -493,6 +509,10 @@ class JailbreakDetector:
                     verdict.details = {**details, **verdict.details, "layer": "llm_foreign"}
                     return verdict
                 details["foreign_check"] = verdict.details.get("probabilities", {})
+            if self.translator is not None:
+                translated = self.check_translation(norm.unfolded or norm.text, details)
+                if translated is not None:
+                    return translated
         elif self.use_classifier and not non_latin:
             threshold = cfg.retrieved_threshold if retrieved else cfg.threshold
             prob, kind = self.score(norm)
@@ -515,6 +535,59 @@ class JailbreakDetector:
                 return verdict
         return Verdict(
             "jailbreak", True, confidence=1.0 - prob, version=cfg.version, details=details
+        )
+
+    def check_translation(self, text: str, details: dict[str, Any]) -> Verdict | None:
+        """The English rules and classifier over the translator's English version of `text`
+        (a failing verdict, or None with what was seen added to `details`). A refusal to
+        translate fails when the definitions say so: the models decline to repeat attacks on
+        themselves, not business questions."""
+        assert self.translator is not None
+        try:
+            tr = self.translator(text)
+        except Exception as exc:  # noqa: BLE001 - fail open: the other layers already ran
+            log.warning("translation failed: %s", exc)
+            details["translation"] = {"error": type(exc).__name__}
+            return None
+        seen: dict[str, Any] = {"text": tr.text[:300], "ms": tr.ms, "version": tr.version}
+        details["translation"] = seen
+        version = f"{self.config.version}+{tr.version}"
+        if tr.refused:
+            seen["refused"] = True
+            if not tr.refusal_is_attack:
+                return None
+            return Verdict(
+                "jailbreak",
+                False,
+                f"translated: the model declined to translate it ({tr.text[:60]!r})",
+                confidence=0.7,
+                version=version,
+                details={**details, "layer": "translated"},
+            )
+        norm = normalise_for_detection(tr.text)
+        hit = self.match_rules(norm)
+        if hit:
+            return Verdict(
+                "jailbreak",
+                False,
+                f"translated: rules: {hit['rule']} matched {hit['match']!r}",
+                confidence=0.9,
+                version=version,
+                details={**details, "layer": "translated", **hit},
+            )
+        if not self.use_classifier:
+            return None
+        prob, kind = self.score(norm)
+        seen["probability"] = round(prob, 4)
+        if prob < self.config.threshold:
+            return None
+        return Verdict(
+            "jailbreak",
+            False,
+            f"translated: classifier attack probability {prob:.2f} >= {self.config.threshold:.2f}",
+            confidence=prob,
+            version=version,
+            details={**details, "layer": "translated", "variant": kind},
         )
 
     def check(self, text: str) -> Verdict:

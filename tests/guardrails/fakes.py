@@ -20,3 +20,27 @@ class FixedScorer:
         if isinstance(self.probs, Exception):
             raise self.probs
         return self.probs
+
+
+class FixedTranslator:
+    """A translator with fixed English for each text (or an exception); records the texts."""
+
+    name = "fixed"
+
+    def __init__(self, english: dict[str, str] | Exception, *, refused: bool = False) -> None:
+        self.english = english
+        self.refused = refused
+        self.seen: list[str] = []
+
+    def load(self) -> None:
+        return None
+
+    def __call__(self, text):
+        from guardrails.translate import Translation
+
+        self.seen.append(text)
+        if isinstance(self.english, Exception):
+            raise self.english
+        return Translation(
+            self.english[text], refused=self.refused, refusal_is_attack=True, version="t-1"
+        )
