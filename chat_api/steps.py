@@ -146,10 +146,17 @@ _ROUTE_STATUS = {
 }
 
 
+# routes taken from the English translation of a message in another language (the others keep
+# the non-English reply: the service answers in English)
+_TRANSLATED_ROUTES = ("harmful", "crisis")
+
+
 class RouteQuestion:
     """Decide whether to search and answer: a genuine question, or a canned reply.
 
-    `router` (guardrails.router.QuestionRouter) when given; otherwise greeting/thanks rules."""
+    `router` (guardrails.router.QuestionRouter) when given; otherwise greeting/thanks rules. A
+    message in another language is also routed by its English translation, when the jailbreak
+    step made one (see `_translated`)."""
 
     name = "route"
 
@@ -160,6 +167,8 @@ class RouteQuestion:
         text = state.condensed_question or state.redacted_question
         if self.router is not None:
             decision = self.router.route(text)
+            if decision.route == "non_english":
+                decision = self._translated(state) or decision
             route = decision.route
             state.guardrails["route"] = decision.verdict
             if route in _ROUTE_STATUS:
@@ -172,6 +181,21 @@ class RouteQuestion:
         if route in _ROUTE_STATUS:
             state.route = route
             state.stop(_ROUTE_STATUS[route], message_for(_ROUTE_STATUS[route], state))
+
+    def _translated(self, state: PipelineState) -> Any | None:
+        """A message in another language gets the non-English reply, unless its English
+        translation (made by the jailbreak step, guardrails.translate) routes as harmful or as
+        crisis: those get the reply an English message would (the crisis one signposts help)."""
+        jailbreak = state.guardrails.get("jailbreak")
+        translation = (jailbreak.details or {}).get("translation") if jailbreak else None
+        if not translation or translation.get("refused") or not translation.get("text"):
+            return None
+        decision = self.router.route(translation["text"])
+        if decision.route not in _TRANSLATED_ROUTES:
+            return None
+        decision.verdict.reason = f"translated: {decision.verdict.reason}"
+        decision.verdict.details = {**decision.verdict.details, "translated": True}
+        return decision
 
 
 class ScreenQuestion:

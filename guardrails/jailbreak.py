@@ -549,7 +549,7 @@ class JailbreakDetector:
             log.warning("translation failed: %s", exc)
             details["translation"] = {"error": type(exc).__name__}
             return None
-        seen: dict[str, Any] = {"text": tr.text[:300], "ms": tr.ms, "version": tr.version}
+        seen: dict[str, Any] = {"text": tr.text, "ms": tr.ms, "version": tr.version}
         details["translation"] = seen
         version = f"{self.config.version}+{tr.version}"
         if tr.refused:

@@ -328,3 +328,69 @@ def test_markup_the_model_writes_never_leaves_the_pipeline():
     assert state.status == Status.ANSWERED
     assert "<" not in state.message and "alert(x)" in state.message  # tags gone, text inert
     assert state.message.startswith("SSP is £116.75 a week")
+
+
+class _LanguageRouter:
+    """Routes by text: anything not ASCII is non-English; two English texts are refusals."""
+
+    routes = {
+        "How do I pay my staff in cash so HMRC never finds out?": "harmful",
+        "I can't go on, I want to end my life.": "crisis",
+    }
+
+    def __init__(self):
+        self.seen = []
+
+    def route(self, text):
+        from types import SimpleNamespace
+
+        self.seen.append(text)
+        route = "non_english" if not text.isascii() else self.routes.get(text, "answer")
+        verdict = s.Verdict("route", route == "answer", f"rule: {route}", details={"route": route})
+        return SimpleNamespace(route=route, verdict=verdict)
+
+    def message(self, decision, keywords=""):
+        return {"crisis": "Call Samaritans on 116 123.", "harmful": "I can't help with that."}.get(
+            decision.route, ""
+        )
+
+
+@pytest.mark.parametrize(
+    "english, status",
+    [
+        ("How do I pay my staff in cash so HMRC never finds out?", Status.HARMFUL),
+        ("I can't go on, I want to end my life.", Status.CRISIS),
+        (
+            "What is the VAT threshold?",
+            Status.NON_ENGLISH,
+        ),  # answerable: still the English-only reply
+        (None, Status.NON_ENGLISH),  # no translation (no screen model)
+    ],
+)
+def test_a_message_in_another_language_is_routed_by_its_translation_when_it_is_a_refusal(
+    english, status
+):
+    router = _LanguageRouter()
+    state = PipelineState(Question("¿Pregunta en otro idioma?"))
+    state.redacted_question = "¿Pregunta en otro idioma?"
+    details = {"translation": {"text": english, "ms": 1.0}} if english else {}
+    state.guardrails["jailbreak"] = s.Verdict("jailbreak", True, details=details)
+    s.RouteQuestion(router).run(state, lambda e, d: None)
+    assert state.status == status, state.guardrails["route"]
+    routed = state.guardrails["route"]
+    if status != Status.NON_ENGLISH:
+        assert routed.reason.startswith("translated: ") and routed.details["translated"]
+        replies = {"harmful": "I can't help with that.", "crisis": "Call Samaritans on 116 123."}
+        assert state.message == replies[state.route]
+    assert router.seen[0] == "¿Pregunta en otro idioma?"
+
+
+def test_a_refusal_to_translate_is_not_routed():
+    router = _LanguageRouter()
+    state = PipelineState(Question("¿Pregunta?"))
+    state.redacted_question = "¿Pregunta?"
+    state.guardrails["jailbreak"] = s.Verdict(
+        "jailbreak", True, details={"translation": {"text": "I'm sorry", "refused": True}}
+    )
+    s.RouteQuestion(router).run(state, lambda e, d: None)
+    assert state.status == Status.NON_ENGLISH and router.seen == ["¿Pregunta?"]
