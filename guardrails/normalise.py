@@ -132,7 +132,7 @@ def _confusables() -> dict[int, str]:
     return {ord(k): v for k, v in data["map"].items()}
 
 
-def _is_invisible(ch: str) -> bool:
+def is_invisible(ch: str) -> bool:
     cp = ord(ch)
     if ch in "\n\t\r":
         return False
@@ -150,7 +150,7 @@ def _strip_invisible(text: str) -> tuple[str, list[str], str]:
     counts: dict[int, int] = {}
     hidden: list[str] = []
     for ch in text:
-        if not _is_invisible(ch):
+        if not is_invisible(ch):
             kept.append(ch)
             continue
         cp = ord(ch)

@@ -27,6 +27,7 @@ import yaml
 
 from chat_api.types import Verdict
 from guardrails.input import Redaction
+from guardrails.normalise import is_invisible
 
 DEFINITIONS_FILE = Path(__file__).resolve().parent / "definitions" / "personal_data.yaml"
 
@@ -293,7 +294,16 @@ class PersonalDataDetector:
     # ------------------------------------------------------------------ spans
 
     def detect(self, text: str) -> list[Span]:
-        """Non-overlapping spans of personal data, in text order."""
+        """Non-overlapping spans of personal data, in text order. Detection reads the text
+        without invisible characters (zero-width spaces between letters had made "You are"
+        a name, and would hide a phone number); the spans are those of `text`."""
+        visible, where = _visible(text)
+        spans = self._detect(visible)
+        if len(visible) == len(text):
+            return spans
+        return [Span(s.kind, where[s.start], where[s.end - 1] + 1, s.score) for s in spans]
+
+    def _detect(self, text: str) -> list[Span]:
         if not text.strip():
             return []
         engine = self._get_engine()
@@ -392,6 +402,14 @@ class PersonalDataDetector:
             details=({"kinds": kinds, "spans": [s.as_dict() for s in spans]} if kinds else {}),
         )
         return Redaction("".join(pieces), kinds, verdict)
+
+
+def _visible(text: str) -> tuple[str, list[int]]:
+    """`text` without invisible characters, and the index in `text` of each character kept."""
+    where = [i for i, ch in enumerate(text) if not is_invisible(ch)]
+    if len(where) == len(text):
+        return text, where
+    return "".join(text[i] for i in where), where
 
 
 _NOT_NAME_STARTS = frozenset({"the", "a", "an", "our", "my", "your", "their", "his", "her"})

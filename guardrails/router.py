@@ -538,6 +538,9 @@ class QuestionRouter:
         }
         p_answer = probs.get("answer", 0.0)
         p_crisis = probs.get("crisis", 0.0)
+        if any(p.search(text) for p in defs.rules.get("not_crisis", ())):
+            p_crisis, nn_label = 0.0, nn_label if nn_label != "crisis" else "answer"
+            details["not_crisis"] = True
         if p_crisis >= defs.min_probability.get("crisis", 0.3) and (
             p_crisis - p_answer >= defs.margin("crisis")
         ):
