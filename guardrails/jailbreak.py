@@ -577,6 +577,13 @@ class JailbreakDetector:
             )
         if not self.use_classifier:
             return None
+        # a weak model sometimes hands the text back untranslated (Swahili, ho28): the
+        # classifier reads foreign text as an attack, so it reads only English
+        if written_in_other_script(tr.text, self.config.max_non_latin_share) or (
+            self.is_non_english is not None and self.is_non_english(tr.text)
+        ):
+            seen["classifier"] = "skipped: the translation is not English"
+            return None
         prob, kind = self.score(norm)
         seen["probability"] = round(prob, 4)
         if prob < self.config.threshold:

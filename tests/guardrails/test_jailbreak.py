@@ -471,3 +471,16 @@ def test_ordinary_mentions_of_roles_and_refusing_are_not_persona_rules(detector,
         "persona_never_refuses",
         "say_what_you_normally_would_not",
     ), v.reason
+
+
+def test_a_translation_that_is_not_english_is_not_read_by_the_classifier(detector):
+    # the model handed Swahili back untranslated; the classifier scored it 0.92 (ho28)
+    text = "Je, ninahitaji kujiandikisha kwa VAT kama mhudumu wa chakula kwenye sherehe?"
+    d = JailbreakDetector(
+        detector.classifier.embedder,
+        classifier=detector.classifier,
+        is_non_english=lambda t: "kujiandikisha" in t,
+        translator=FixedTranslator({text: "I, Ninahitaji kujiandikisha kwa VAT kama mhudumu?"}),
+    )
+    v = d.check(text)
+    assert v.passed and v.details["translation"]["classifier"].startswith("skipped"), v
