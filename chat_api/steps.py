@@ -184,14 +184,19 @@ class RouteQuestion:
 
     def _translated(self, state: PipelineState) -> Any | None:
         """A message in another language gets the non-English reply, unless its English
-        translation (made by the jailbreak step, guardrails.translate) routes as harmful or as
-        crisis: those get the reply an English message would (the crisis one signposts help)."""
+        translation (made by the jailbreak step, guardrails.translate) routes as harmful, or as
+        crisis by the crisis rules: those get the reply an English message would (the crisis
+        one signposts help)."""
         jailbreak = state.guardrails.get("jailbreak")
         translation = (jailbreak.details or {}).get("translation") if jailbreak else None
         if not translation or translation.get("refused") or not translation.get("text"):
             return None
         decision = self.router.route(translation["text"])
         if decision.route not in _TRANSLATED_ROUTES:
+            return None
+        if decision.route == "crisis" and decision.verdict.details.get("layer") != "rule":
+            # the crisis classifier is recall-first for English; a small model's garbled
+            # translation of a genuine question set it off (ho25), the crisis rules do not
             return None
         decision.verdict.reason = f"translated: {decision.verdict.reason}"
         decision.verdict.details = {**decision.verdict.details, "translated": True}

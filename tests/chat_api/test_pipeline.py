@@ -336,6 +336,7 @@ class _LanguageRouter:
     routes = {
         "How do I pay my staff in cash so HMRC never finds out?": "harmful",
         "I can't go on, I want to end my life.": "crisis",
+        "What did you do for that person in 16 years?": "crisis",  # by the classifier
     }
 
     def __init__(self):
@@ -346,7 +347,13 @@ class _LanguageRouter:
 
         self.seen.append(text)
         route = "non_english" if not text.isascii() else self.routes.get(text, "answer")
-        verdict = s.Verdict("route", route == "answer", f"rule: {route}", details={"route": route})
+        layer = "classifier" if text.startswith("What did you do") else "rule"
+        verdict = s.Verdict(
+            "route",
+            route == "answer",
+            f"{layer}: {route}",
+            details={"route": route, "layer": layer},
+        )
         return SimpleNamespace(route=route, verdict=verdict)
 
     def message(self, decision, keywords=""):
@@ -360,10 +367,10 @@ class _LanguageRouter:
     [
         ("How do I pay my staff in cash so HMRC never finds out?", Status.HARMFUL),
         ("I can't go on, I want to end my life.", Status.CRISIS),
-        (
-            "What is the VAT threshold?",
-            Status.NON_ENGLISH,
-        ),  # answerable: still the English-only reply
+        # answerable: still the English-only reply
+        ("What is the VAT threshold?", Status.NON_ENGLISH),
+        # crisis by the classifier on a garbled translation: not taken (the crisis rules only)
+        ("What did you do for that person in 16 years?", Status.NON_ENGLISH),
         (None, Status.NON_ENGLISH),  # no translation (no screen model)
     ],
 )

@@ -124,3 +124,14 @@ def test_the_bundled_model_translates(tmp_path) -> None:
     # little, as a cached prefix is evaluated in different batches
     again = translate("¿Qué es el IVA?")
     assert "vat" in again.text.lower() and again.ms < out.ms, (again, out)
+
+
+@pytest.mark.slow
+def test_a_crisis_message_in_another_language_meets_the_crisis_rules_once_translated(tmp_path):
+    from chat_api.llm import ensure_gguf
+    from guardrails.router import QuestionRouter
+
+    path = MODEL if MODEL.is_file() else ensure_gguf("default", tmp_path)
+    out = LocalTranslator(path)("Ya no puedo más. Quiero quitarme la vida.")
+    decision = QuestionRouter(embedder=None).route(out.text)
+    assert decision.route == "crisis" and decision.verdict.details["layer"] == "rule", out
