@@ -102,6 +102,28 @@ def _softmax(logits: dict[str, float]) -> dict[str, float]:
     return {k: v / total for k, v in exp.items()}
 
 
+def guard_context(role: str, model_path: Path, n_ctx: int, n_threads: int | None) -> Any:
+    """A llama.cpp context of the GGUF at `model_path` for one guardrail `role` ("screen",
+    "translate"): kept apart from the answer model's and from each other's, so no role evicts
+    another's cached prompt. Loaded once per process and role."""
+    import os
+
+    from chat_api.llm import _load
+
+    threads = n_threads or os.cpu_count() or 1
+    path = str(Path(model_path).resolve())
+    return _load(
+        (role, path, n_ctx, threads),
+        model_path=path,
+        n_ctx=n_ctx,
+        n_threads=threads,
+        n_threads_batch=threads,
+        n_batch=512,
+        n_gpu_layers=0,
+        verbose=False,
+    )
+
+
 class LocalLetterScorer:
     """The bundled GGUF in a llama.cpp context of its own (the answer model keeps its cache)."""
 
@@ -117,23 +139,7 @@ class LocalLetterScorer:
 
     def _load(self) -> Any:
         if self._loaded is None:
-            import os
-
-            from chat_api.llm import _load
-
-            threads = self.n_threads or os.cpu_count() or 1
-            path = str(self.model_path.resolve())
-            # "screen" in the key: a separate context from the answer model of the same file.
-            self._loaded = _load(
-                ("screen", path, self.n_ctx, threads),
-                model_path=path,
-                n_ctx=self.n_ctx,
-                n_threads=threads,
-                n_threads_batch=threads,
-                n_batch=512,
-                n_gpu_layers=0,
-                verbose=False,
-            )
+            self._loaded = guard_context("screen", self.model_path, self.n_ctx, self.n_threads)
         return self._loaded
 
     def load(self) -> None:

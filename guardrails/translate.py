@@ -124,23 +124,9 @@ class LocalTranslator(_Timed):
         self.name = f"local:{self.model_path.stem}"
 
     def _loaded(self) -> Any:
-        import os
+        from guardrails.llm_screen import guard_context
 
-        from chat_api.llm import _load
-
-        threads = self.n_threads or os.cpu_count() or 1
-        path = str(self.model_path.resolve())
-        # "translate" in the key: not the answer model's or the screen's context
-        return _load(
-            ("translate", path, self.n_ctx, threads),
-            model_path=path,
-            n_ctx=self.n_ctx,
-            n_threads=threads,
-            n_threads_batch=threads,
-            n_batch=512,
-            n_gpu_layers=0,
-            verbose=False,
-        )
+        return guard_context("translate", self.model_path, self.n_ctx, self.n_threads)
 
     def load(self) -> None:
         self._loaded()
