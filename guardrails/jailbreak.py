@@ -153,6 +153,7 @@ class JailbreakConfig:
     threshold: float
     retrieved_threshold: float
     window_words: int
+    translated_sentence_threshold: float = 1.01  # > 1 = translations are not split
     benign_routes: tuple[str, ...] = ()
     max_non_latin_share: float = 1.0
     # a second sentence-embedding model whose vectors are joined to `model`'s ("" = none)
@@ -200,6 +201,7 @@ def jailbreak_config() -> JailbreakConfig:
         threshold=float(clf["threshold"]),
         retrieved_threshold=float(clf["retrieved_threshold"]),
         window_words=int(clf.get("window_words", 120)),
+        translated_sentence_threshold=float(clf.get("translated_sentence_threshold", 1.01)),
         benign_routes=benign_routes,
         max_non_latin_share=float(clf.get("max_non_latin_share", 1.0)),
         concat_model=str(clf.get("concat_model") or ""),
@@ -286,6 +288,11 @@ def _router_cache_dir() -> Path:
     from guardrails.router import default_cache_dir as router_cache_dir
 
     return router_cache_dir()
+
+
+def _sentences(text: str) -> list[str]:
+    """The sentences of `text` with at least three words."""
+    return [p for p in re.split(r"(?<=[.!?])\s+", text.strip()) if len(p.split()) >= 3]
 
 
 def windows(text: str, size: int) -> list[str]:
@@ -586,12 +593,23 @@ class JailbreakDetector:
             return None
         prob, kind = self.score(norm)
         seen["probability"] = round(prob, 4)
-        if prob < self.config.threshold:
-            return None
+        threshold, what = self.config.threshold, "attack probability"
+        if prob < threshold:
+            sentences = _sentences(norm.text)
+            if len(sentences) < 2:
+                return None
+            prob = float(max(self.classifier.probabilities(sentences)))
+            seen["sentence_probability"] = round(prob, 4)
+            threshold, what = (
+                self.config.translated_sentence_threshold,
+                "one sentence's probability",
+            )
+            if prob < threshold:
+                return None
         return Verdict(
             "jailbreak",
             False,
-            f"translated: classifier attack probability {prob:.2f} >= {self.config.threshold:.2f}",
+            f"translated: classifier {what} {prob:.2f} >= {threshold:.2f}",
             confidence=prob,
             version=version,
             details={**details, "layer": "translated", "variant": kind},
