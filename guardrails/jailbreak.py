@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import threading
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -40,6 +41,7 @@ from chat_api.types import Verdict
 from guardrails.definitions import DEFINITIONS_DIR, input_rules
 from guardrails.normalise import (
     Normalised,
+    mixes_scripts,
     normalise_for_detection,
     script_stats,
     written_in_other_script,
@@ -75,6 +77,9 @@ def _alternation(patterns: list[str]) -> str:
     return "(?:" + "|".join(f"(?:{p})" for p in patterns) + ")"
 
 
+_ARABIC_MARKS = re.compile("[\u0640\u064b-\u065f\u0670\u06d6-\u06ed]")
+
+
 @dataclass(frozen=True)
 class MultilingualRules:
     """Attack terms in other languages (jailbreak_multilingual.yaml), for text the router calls
@@ -85,6 +90,9 @@ class MultilingualRules:
     rules: tuple[tuple[str, re.Pattern[str]], ...]
 
     def search(self, text: str) -> tuple[str, str] | None:
+        # Arabic-script vowel marks and the tatweel are optional in writing: "وضع المطوّر"
+        # is "وضع المطور" (ho29); the terms are written without them
+        text = _ARABIC_MARKS.sub("", text)
         for name, pattern in self.rules:
             m = pattern.search(text)
             if m:
@@ -96,6 +104,12 @@ def load_multilingual_rules(path: Path = MULTILINGUAL_FILE) -> MultilingualRules
     raw = path.read_bytes()
     data = yaml.safe_load(raw)
     gap, near = int(data.get("gap_chars", 50)), int(data.get("near_chars", 20))
+    # the text is NFKC, which splits some precomposed letters (Devanagari ड़, Bengali য়):
+    # the terms get the same form
+    data = {
+        k: [unicodedata.normalize("NFKC", p) for p in v] if isinstance(v, list) else v
+        for k, v in data.items()
+    }
     lex = {
         k: _alternation(data[k])
         for k in (
@@ -116,9 +130,13 @@ def load_multilingual_rules(path: Path = MULTILINGUAL_FILE) -> MultilingualRules
             "mode",
         )
     }
+    # "without" after its noun (Korean, Japanese: "제약 없는", "制限なしで"); optional key
+    after = _alternation(data["without_after"]) if data.get("without_after") else None
     v, t, q = lex["override"], lex["target"], lex["qualifier"]
     g, n = f"[\\s\\S]{{0,{gap}}}?", f"[\\s\\S]{{0,{near}}}?"
     without_target = f"{lex['without']}\\s*{n}{t}"
+    if after is not None:
+        without_target = f"(?:{without_target}|{t}\\s*{after})"
     has_no_target = f"{lex['you_have_no']}\\s*{n}{t}"
     rules = {
         "multilingual_strong": lex["strong"],
@@ -491,8 +509,12 @@ class JailbreakDetector:
         other_script = not retrieved and written_in_other_script(
             norm.unfolded or norm.text, cfg.max_non_latin_share
         )
+        # language is judged on the text as written: folding look-alikes (Turkish ı to i) made
+        # Turkish look English (ho28); homoglyph attacks, which mix scripts in words, are folded
+        as_written = norm.unfolded if norm.unfolded and not mixes_scripts(norm.unfolded) else ""
         foreign = not retrieved and (
-            other_script or (self.is_non_english is not None and self.is_non_english(norm.text))
+            other_script
+            or (self.is_non_english is not None and self.is_non_english(as_written or norm.text))
         )
         non_latin = other_script or script_stats(norm.text)[1] >= cfg.max_non_latin_share
         if cfg.multilingual is not None and not retrieved and (foreign or non_latin):
@@ -557,6 +579,8 @@ class JailbreakDetector:
             details["translation"] = {"error": type(exc).__name__}
             return None
         seen: dict[str, Any] = {"text": tr.text, "ms": tr.ms, "version": tr.version}
+        if getattr(tr, "language", ""):
+            seen["language"] = tr.language
         details["translation"] = seen
         version = f"{self.config.version}+{tr.version}"
         if tr.refused:

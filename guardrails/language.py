@@ -43,10 +43,21 @@ class LanguageIdentifier:
                     self._ident = _Ident.from_model_file(MODEL_FILE, norm_probs=True)
         return self._ident
 
-    def guess(self, text: str, english_like: frozenset[str]) -> LanguageGuess:
+    def guess(
+        self,
+        text: str,
+        english_like: frozenset[str],
+        related: tuple[frozenset[str], ...] = (),
+    ) -> LanguageGuess:
+        """The top language and its probability; with `related` groups (close languages that
+        langid splits between, such as Indonesian and Malay), the probability of the top
+        language's whole group."""
         letters, share = script_stats(text)
         ranked = self._model().rank(text)
         top, conf = ranked[0]
+        group = next((g for g in related if top in g), None)
+        if group is not None:
+            conf = sum(p for lang, p in ranked if lang in group)
         english = sum(p for lang, p in ranked if lang in english_like)
         return LanguageGuess(
             str(top), float(conf), float(english), share, letters, len(_WORD.findall(text))

@@ -323,6 +323,12 @@ def written_in_other_script(text: str, min_share: float = 0.5) -> bool:
     letters, share = script_stats(text)
     if letters < 3 or share < min_share:
         return False
+    return not mixes_scripts(text)
+
+
+def mixes_scripts(text: str, max_share: float = 0.2) -> bool:
+    """Whether more than `max_share` of the words mix letters of two scripts, as homoglyph
+    attacks do ("Іgnоrе" with Cyrillic І and о) and real writing in any one language does not."""
     words = [w for w in text.split() if any(c.isalpha() for c in w)]
     mixed = sum(1 for w in words if len({_letter_script(c) for c in w if c.isalpha()}) > 1)
-    return mixed <= 0.2 * len(words)
+    return mixed > max_share * len(words)

@@ -99,6 +99,8 @@ class LanguageSettings:
     non_latin_min_share: float
     english_like: frozenset[str]
     welsh: str
+    # close languages whose probabilities count together (langid splits id/ms, hr/bs/sr)
+    related: tuple[frozenset[str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,7 @@ def route_definitions() -> RouteDefinitions:
             non_latin_min_share=float(lang["non_latin_min_share"]),
             english_like=frozenset(lang["english_like"]),
             welsh=str(lang["welsh"]),
+            related=tuple(frozenset(str(c) for c in g) for g in lang.get("related", [])),
         ),
         rules={k: _compile(v) for k, v in data["rules"].items()},
         examples={k: tuple(v) for k, v in examples.items()},
@@ -491,7 +494,7 @@ class QuestionRouter:
         if self._language is None:
             return None
         s = self.definitions.language
-        g = self._language.guess(text, s.english_like)
+        g = self._language.guess(text, s.english_like, s.related)
         details = {"language": g.language, "language_confidence": round(g.confidence, 4)}
         if g.letters >= 3 and g.non_latin_share >= s.non_latin_min_share:
             return self._decision(

@@ -40,12 +40,29 @@ class TranslateDefinitions:
     preambles: tuple[re.Pattern[str], ...]  # stripped from the start of a reply
     refusals: tuple[re.Pattern[str], ...]  # a reply matching one is a refusal
     refusal_is_attack: bool = True  # the jailbreak detector fails a refusal to translate
+    # the user message names the language identified ("Korean text:\n..."); "" = the text alone
+    language_hint: str = ""
+    language_names: dict[str, str] = field(default_factory=dict)  # langid code -> name
 
-    def messages(self, text: str) -> list[dict[str, str]]:
+    def messages(self, text: str, language: str = "") -> list[dict[str, str]]:
+        """The chat messages for translating `text`; `language` (a langid code) is named in the
+        user message when the definitions have a hint and a name for it."""
+        content = text[: self.max_chars]
+        name = self.language_names.get(language, "")
+        if self.language_hint and name:
+            content = self.language_hint.format(language=name, text=content)
         return [
             {"role": "system", "content": self.system},
-            {"role": "user", "content": text[: self.max_chars]},
+            {"role": "user", "content": content},
         ]
+
+    def language_of(self, text: str) -> str:
+        """The langid code of `text` when a hint would use it ("" otherwise)."""
+        if not self.language_hint:
+            return ""
+        from guardrails.language import language_identifier
+
+        return language_identifier().guess(text, frozenset({"en"})).language
 
     def clean(self, reply: str) -> Translation:
         """The translation in a model's reply: preambles and wrapping quotes removed."""
@@ -68,6 +85,7 @@ class Translation:
     refusal_is_attack: bool = False
     version: str = ""
     ms: float = field(default=0.0, compare=False)
+    language: str = field(default="", compare=False)  # the language named to the model
 
 
 @cache
@@ -82,6 +100,8 @@ def translate_definitions() -> TranslateDefinitions:
         preambles=tuple(re.compile(p, flags) for p in data.get("preambles", [])),
         refusals=tuple(re.compile(p, flags) for p in data.get("refusals", [])),
         refusal_is_attack=bool(data.get("refusal_is_attack", True)),
+        language_hint=str(data.get("language_hint") or ""),
+        language_names={str(k): str(v) for k, v in (data.get("language_names") or {}).items()},
     )
 
 
@@ -101,7 +121,10 @@ class _Timed:
 
     def __call__(self, text: str) -> Translation:
         started = time.perf_counter()
-        out = self.definitions.clean(self._reply(self.definitions.messages(text)))
+        defs = self.definitions
+        language = defs.language_of(text)
+        out = defs.clean(self._reply(defs.messages(text, language)))
+        out.language = language
         out.ms = round((time.perf_counter() - started) * 1000, 1)
         return out
 

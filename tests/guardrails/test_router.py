@@ -185,6 +185,27 @@ def test_other_languages_are_non_english(router, text, language):
     assert d.verdict.details["language"] == language
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # langid splits these between close languages (id 0.60 / ms 0.38; hr 0.52 / bs 0.34):
+        # neither alone reached the thresholds, and English was about 1e-7
+        "Apa aturan tentang kontrak kerja tanpa jam tetap (zero-hours) untuk staf katering saya?",
+        "Koju dozvolu trebaju moji vozači za privatni prijevoz putnika (private hire) u Londonu?",
+        "Smijem li zanemariti opomenu od HMRC-a ako sam porez već platio?",
+    ],
+)
+def test_close_languages_count_together(router, text):
+    from guardrails.language import language_identifier
+
+    s = route_definitions().language
+    alone = language_identifier().guess(text, s.english_like)
+    assert alone.confidence < s.long_min_confidence  # the top language alone is not enough
+    d = router.route(text)
+    assert d.route == "non_english", d.verdict.reason
+    assert d.verdict.details["language_confidence"] >= s.long_min_confidence
+
+
 def test_welsh_reply_points_to_welsh_content(router):
     d = router.route("Faint o dâl salwch statudol sydd i'w dalu?")
     assert d.route == "non_english"
