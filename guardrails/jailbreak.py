@@ -138,6 +138,8 @@ def load_multilingual_rules(path: Path = MULTILINGUAL_FILE) -> MultilingualRules
     if after is not None:
         without_target = f"(?:{without_target}|{t}\\s*{after})"
     has_no_target = f"{lex['you_have_no']}\\s*{n}{t}"
+    # "before our conversation": optional key; next to a target or "given to you"
+    before = _alternation(data["before_conversation"]) if data.get("before_conversation") else None
     rules = {
         "multilingual_strong": lex["strong"],
         # verb .. qualifier .. target, verb .. target .. qualifier, and verb-final order
@@ -156,6 +158,9 @@ def load_multilingual_rules(path: Path = MULTILINGUAL_FILE) -> MultilingualRules
         "multilingual_your_target": f"{v}{g}{lex['your_target']}|{lex['your_target']}{g}{v}",
         "multilingual_mode_without": f"{lex['mode']}{n}{without_target}",
     }
+    if before is not None:
+        told = f"(?:{t}|{lex['given_to_you']})"
+        rules["multilingual_before_conversation"] = f"{before}{g}{told}|{told}{g}{before}"
     return MultilingualRules(
         version=f"{data['version']}+{hashlib.sha256(raw).hexdigest()[:8]}",
         rules=tuple((name, re.compile(p, re.IGNORECASE)) for name, p in rules.items()),
