@@ -138,8 +138,6 @@ def load_multilingual_rules(path: Path = MULTILINGUAL_FILE) -> MultilingualRules
     if after is not None:
         without_target = f"(?:{without_target}|{t}\\s*{after})"
     has_no_target = f"{lex['you_have_no']}\\s*{n}{t}"
-    # "before our conversation": optional key; next to a target or "given to you"
-    before = _alternation(data["before_conversation"]) if data.get("before_conversation") else None
     rules = {
         "multilingual_strong": lex["strong"],
         # verb .. qualifier .. target, verb .. target .. qualifier, and verb-final order
@@ -158,7 +156,9 @@ def load_multilingual_rules(path: Path = MULTILINGUAL_FILE) -> MultilingualRules
         "multilingual_your_target": f"{v}{g}{lex['your_target']}|{lex['your_target']}{g}{v}",
         "multilingual_mode_without": f"{lex['mode']}{n}{without_target}",
     }
-    if before is not None:
+    # "before our conversation" (optional key), next to a target or "given to you"
+    if data.get("before_conversation"):
+        before = _alternation(data["before_conversation"])
         told = f"(?:{t}|{lex['given_to_you']})"
         rules["multilingual_before_conversation"] = f"{before}{g}{told}|{told}{g}{before}"
     return MultilingualRules(
